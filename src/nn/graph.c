@@ -1,0 +1,670 @@
+/* The compute graph: building, preparing (shape inference and constant
+ * folding), planning (what runs, what has a gradient, one arena for all
+ * device memory) and recording of forward and backward passes.
+ * See graph.h for the life of a model. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "nn/graph.h"
+
+extern const struct lvk_op_def *const *const lvk_op_lists[];
+
+/* ---- shapes ------------------------------------------------------------------- */
+
+int64_t lvk_shape_count(const struct lvk_shape *s)
+{
+    int64_t c = 1;
+    for (int i = 0; i < s->ndim; i++)
+        c *= s->d[i];
+    return c;
+}
+
+bool lvk_shape_eq(const struct lvk_shape *a, const struct lvk_shape *b)
+{
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->d[i] != b->d[i])
+            return false;
+    return true;
+}
+
+const char *lvk_shape_str(const struct lvk_shape *s, char *buf, size_t len)
+{
+    size_t k = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < s->ndim && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, i ? ", %lld" : "%lld", (long long)s->d[i]);
+    if (k < len)
+        snprintf(buf + k, len - k, "]");
+    return buf;
+}
+
+lvk_status lvk_shape_broadcast(const struct lvk_shape *a, const struct lvk_shape *b,
+                               struct lvk_shape *out)
+{
+    int nd = LVK_MAX(a->ndim, b->ndim);
+    struct lvk_shape r = {.ndim = nd};
+    for (int i = 0; i < nd; i++) {
+        int ia = a->ndim - nd + i, ib = b->ndim - nd + i;
+        int64_t da = ia >= 0 ? a->d[ia] : 1, db = ib >= 0 ? b->d[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[96], sb[96];
+            return lvk_fail(LVK_ERR_FORMAT, "shapes %s and %s do not broadcast",
+                            lvk_shape_str(a, sa, sizeof sa), lvk_shape_str(b, sb, sizeof sb));
+        }
+        r.d[i] = da == 1 ? db : da;
+    }
+    *out = r;
+    return LVK_OK;
+}
+
+/* ---- attributes ------------------------------------------------------------------ */
+
+const struct lvk_attr *lvk_attr_find(const struct lvk_node *n, const char *name)
+{
+    for (int i = 0; i < n->nattrs; i++)
+        if (strcmp(n->attrs[i].name, name) == 0)
+            return &n->attrs[i];
+    return NULL;
+}
+
+int64_t lvk_attr_int(const struct lvk_node *n, const char *name, int64_t def)
+{
+    const struct lvk_attr *a = lvk_attr_find(n, name);
+    return a && a->type == LVK_ATTR_INT ? a->i : def;
+}
+
+float lvk_attr_float(const struct lvk_node *n, const char *name, float def)
+{
+    const struct lvk_attr *a = lvk_attr_find(n, name);
+    if (a && a->type == LVK_ATTR_FLOAT)
+        return a->f;
+    if (a && a->type == LVK_ATTR_INT)
+        return (float)a->i;
+    return def;
+}
+
+const char *lvk_attr_str(const struct lvk_node *n, const char *name, const char *def)
+{
+    const struct lvk_attr *a = lvk_attr_find(n, name);
+    return a && a->type == LVK_ATTR_STRING ? a->s : def;
+}
+
+int lvk_attr_ints(const struct lvk_node *n, const char *name, int64_t *out, int max)
+{
+    const struct lvk_attr *a = lvk_attr_find(n, name);
+    if (!a)
+        return 0;
+    if (a->type == LVK_ATTR_INT) {
+        if (max < 1)
+            return -1;
+        out[0] = a->i;
+        return 1;
+    }
+    if (a->type != LVK_ATTR_INTS)
+        return 0;
+    if (a->n > max) {
+        lvk_fail(LVK_ERR_UNSUPPORTED, "attribute '%s' has %d values (at most %d supported)",
+                 name, a->n, max);
+        return -1;
+    }
+    memcpy(out, a->ints, (size_t)a->n * sizeof *out);
+    return a->n;
+}
+
+/* ---- building ----------------------------------------------------------------------- */
+
+lvk_status lvk_node_fail(const struct lvk_model *m, const struct lvk_node *n, lvk_status s,
+                         const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return lvk_fail(s, "%s: node '%s' (%s): %s", m->path ? m->path : "model",
+                    n->name ? n->name : "?", n->op_type, msg);
+}
+
+static char *dupstr(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    else
+        lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    return d;
+}
+
+lvk_status lvk_graph_create(struct lvk_ctx *ctx, const char *name, struct lvk_model **out)
+{
+    *out = NULL;
+    struct lvk_model *m = lvk_calloc(1, sizeof *m);
+    if (!m)
+        return LVK_ERR_HOST_OOM;
+    m->ctx = ctx;
+    m->path = dupstr(name ? name : "graph");
+    m->opset = 13;
+    if (!m->path) {
+        free(m);
+        return LVK_ERR_HOST_OOM;
+    }
+    *out = m;
+    return LVK_OK;
+}
+
+int lvk_graph_find(const struct lvk_model *m, const char *name)
+{
+    /* Later definitions shadow earlier ones, as ONNX's SSA form never needs. */
+    for (int i = m->nvalues - 1; i >= 0; i--)
+        if (strcmp(m->values[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int add_value(struct lvk_model *m, const char *name, enum lvk_dtype dt,
+                     const struct lvk_shape *shape)
+{
+    if (m->nvalues == m->cap_values) {
+        int cap = m->cap_values ? 2 * m->cap_values : 64;
+        struct lvk_value *nv = realloc(m->values, (size_t)cap * sizeof *nv);
+        if (!nv) {
+            lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+            return -1;
+        }
+        m->values = nv;
+        m->cap_values = cap;
+    }
+    struct lvk_value *v = &m->values[m->nvalues];
+    memset(v, 0, sizeof *v);
+    v->name = dupstr(name);
+    if (!v->name)
+        return -1;
+    v->dtype = dt;
+    if (shape)
+        v->shape = *shape;
+    v->producer = -1;
+    v->alias_of = -1;
+    return m->nvalues++;
+}
+
+int lvk_graph_add_input(struct lvk_model *m, const char *name, enum lvk_dtype dt,
+                        const struct lvk_shape *shape)
+{
+    int i = add_value(m, name, dt, shape);
+    if (i >= 0)
+        m->values[i].is_input = true;
+    return i;
+}
+
+static size_t dtype_size(enum lvk_dtype dt) { return dt == LVK_DTYPE_F32 ? 4 : 8; }
+
+int lvk_graph_add_const(struct lvk_model *m, const char *name, enum lvk_dtype dt,
+                        const struct lvk_shape *shape, const void *data)
+{
+    int i = add_value(m, name, dt, shape);
+    if (i < 0)
+        return -1;
+    struct lvk_value *v = &m->values[i];
+    size_t bytes = (size_t)lvk_shape_count(shape) * dtype_size(dt);
+    v->host = malloc(bytes ? bytes : 1);
+    if (!v->host) {
+        lvk_fail(LVK_ERR_HOST_OOM, "out of host memory for constant '%s'", name);
+        return -1;
+    }
+    if (bytes)
+        memcpy(v->host, data, bytes);
+    v->is_const = true;
+    return i;
+}
+
+static lvk_status copy_attr(struct lvk_attr *d, const struct lvk_attr *s)
+{
+    *d = *s;
+    d->name = dupstr(s->name);
+    d->s = s->s ? dupstr(s->s) : NULL;
+    d->ints = NULL;
+    d->floats = NULL;
+    if (s->ints && s->n) {
+        d->ints = malloc((size_t)s->n * sizeof *d->ints);
+        if (d->ints)
+            memcpy(d->ints, s->ints, (size_t)s->n * sizeof *d->ints);
+    }
+    if (s->floats && s->n) {
+        d->floats = malloc((size_t)s->n * sizeof *d->floats);
+        if (d->floats)
+            memcpy(d->floats, s->floats, (size_t)s->n * sizeof *d->floats);
+    }
+    if (!d->name || (s->s && !d->s) || (s->ints && s->n && !d->ints) ||
+        (s->floats && s->n && !d->floats))
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    return LVK_OK;
+}
+
+lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const char *name,
+                              const char *const *inputs, int ninputs,
+                              const char *const *outputs, int noutputs,
+                              const struct lvk_attr *attrs, int nattrs)
+{
+    if (m->nnodes == m->cap_nodes) {
+        int cap = m->cap_nodes ? 2 * m->cap_nodes : 64;
+        struct lvk_node *nn = realloc(m->nodes, (size_t)cap * sizeof *nn);
+        if (!nn)
+            return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+        m->nodes = nn;
+        m->cap_nodes = cap;
+    }
+    struct lvk_node *n = &m->nodes[m->nnodes];
+    memset(n, 0, sizeof *n);
+    m->nnodes++; /* counted first so lvk_graph_destroy frees a half-built node */
+    n->op_type = dupstr(op_type);
+    n->name = dupstr(name && *name ? name : (noutputs > 0 ? outputs[0] : op_type));
+    n->inputs = lvk_calloc((size_t)LVK_MAX(ninputs, 1), sizeof *n->inputs);
+    n->outputs = lvk_calloc((size_t)LVK_MAX(noutputs, 1), sizeof *n->outputs);
+    n->attrs = lvk_calloc((size_t)LVK_MAX(nattrs, 1), sizeof *n->attrs);
+    if (!n->op_type || !n->name || !n->inputs || !n->outputs || !n->attrs)
+        return LVK_ERR_HOST_OOM;
+    for (int i = 0; i < nattrs; i++) {
+        LVK_CHECK(copy_attr(&n->attrs[i], &attrs[i]));
+        n->nattrs++;
+    }
+    n->ninputs = ninputs;
+    for (int i = 0; i < ninputs; i++) {
+        if (!inputs[i] || !inputs[i][0]) {
+            n->inputs[i] = -1;
+            continue;
+        }
+        n->inputs[i] = lvk_graph_find(m, inputs[i]);
+        if (n->inputs[i] < 0)
+            return lvk_node_fail(m, n, LVK_ERR_FORMAT,
+                                 "input '%s' is not produced by any earlier node, initializer or graph input",
+                                 inputs[i]);
+    }
+    int node_index = m->nnodes - 1;
+    for (int i = 0; i < noutputs; i++) {
+        if (!outputs[i] || !outputs[i][0]) {
+            n->outputs[i] = -1;
+            n->noutputs++;
+            continue;
+        }
+        int v = add_value(m, outputs[i], LVK_DTYPE_F32, NULL);
+        if (v < 0)
+            return LVK_ERR_HOST_OOM;
+        n = &m->nodes[node_index];
+        m->values[v].producer = node_index;
+        n->outputs[i] = v;
+        n->noutputs++;
+    }
+    return LVK_OK;
+}
+
+lvk_status lvk_graph_mark_output(struct lvk_model *m, const char *name)
+{
+    int v = lvk_graph_find(m, name);
+    if (v < 0)
+        return lvk_fail(LVK_ERR_NOT_FOUND, "%s: graph output '%s' is never produced", m->path, name);
+    int *no = realloc(m->graph_outputs, (size_t)(m->ngraph_outputs + 1) * sizeof *no);
+    if (!no)
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    m->graph_outputs = no;
+    m->graph_outputs[m->ngraph_outputs++] = v;
+    return LVK_OK;
+}
+
+int lvk_node_extra(struct lvk_node *n, VkDeviceSize bytes, void *init)
+{
+    LVK_ASSERT(n->nextra < LVK_MAX_EXTRA);
+    n->extra_size[n->nextra] = bytes;
+    n->extra_init[n->nextra] = init;
+    return n->nextra++;
+}
+
+lvk_status lvk_node_need_const(const struct lvk_model *m, const struct lvk_node *n, int i)
+{
+    if (i >= n->ninputs || n->inputs[i] < 0)
+        return lvk_node_fail(m, n, LVK_ERR_FORMAT, "input %d is missing", i);
+    const struct lvk_value *v = &m->values[n->inputs[i]];
+    if (!v->is_const)
+        return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
+                             "input %d ('%s') must be known at load time (an initializer or "
+                             "computable from shapes), but it depends on run-time data",
+                             i, v->name);
+    return LVK_OK;
+}
+
+/* ---- preparing ------------------------------------------------------------------------- */
+
+const struct lvk_op_def *lvk_op_find(const char *op_type)
+{
+    for (int l = 0; lvk_op_lists[l]; l++)
+        for (int k = 0; lvk_op_lists[l][k]; k++)
+            if (strcmp(lvk_op_lists[l][k]->op_type, op_type) == 0)
+                return lvk_op_lists[l][k];
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "Add, AveragePool, ..." of every registered op, sorted. */
+static void supported_ops(char *buf, size_t len)
+{
+    const char *names[256];
+    int n = 0;
+    for (int l = 0; lvk_op_lists[l]; l++)
+        for (int k = 0; lvk_op_lists[l][k] && n < 256; k++)
+            names[n++] = lvk_op_lists[l][k]->op_type;
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, i ? ", %s" : "%s", names[i]);
+}
+
+static lvk_status prepare(struct lvk_model *m)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        n->def = lvk_op_find(n->op_type);
+        if (!n->def) {
+            char list[2048];
+            supported_ops(list, sizeof list);
+            return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED, "unsupported op '%s'. Supported ops: %s",
+                                 n->op_type, list);
+        }
+    }
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        lvk_status st = n->def->prepare(m, n);
+        if (st != LVK_OK) {
+            /* Ops report through lvk_node_fail; add the node to bare messages. */
+            if (!strstr(lvk_last_error(), "node '"))
+                lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
+            return st;
+        }
+        bool all_const = true;
+        for (int k = 0; k < n->ninputs; k++)
+            if (n->inputs[k] >= 0 && !m->values[n->inputs[k]].is_const)
+                all_const = false;
+        if (n->def->fold && (all_const || n->def->shape_only)) {
+            st = n->def->fold(m, n);
+            if (st != LVK_OK) {
+                if (!strstr(lvk_last_error(), "node '"))
+                    lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
+                return st;
+            }
+            n->folded = true;
+            for (int k = 0; k < n->noutputs; k++)
+                if (n->outputs[k] >= 0) {
+                    LVK_ASSERT(m->values[n->outputs[k]].host != NULL);
+                    m->values[n->outputs[k]].is_const = true;
+                }
+        }
+    }
+    return LVK_OK;
+}
+
+/* ---- planning ----------------------------------------------------------------------------- */
+
+static int alias_root(const struct lvk_model *m, int v)
+{
+    while (m->values[v].alias_of >= 0)
+        v = m->values[v].alias_of;
+    return v;
+}
+
+static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
+{
+    /* What runs: everything upstream of the requested values. */
+    int nreq = opts && opts->outputs ? opts->noutputs : m->ngraph_outputs;
+    for (int r = 0; r < nreq; r++) {
+        int v = opts && opts->outputs ? lvk_graph_find(m, opts->outputs[r]) : m->graph_outputs[r];
+        if (v < 0)
+            return lvk_fail(LVK_ERR_NOT_FOUND, "%s: no tensor named '%s' (see 'lucidvk info')",
+                            m->path, opts->outputs[r]);
+        m->values[v].needed = true;
+    }
+    for (int i = m->nnodes - 1; i >= 0; i--) {
+        struct lvk_node *n = &m->nodes[i];
+        if (n->folded)
+            continue;
+        for (int k = 0; k < n->noutputs; k++)
+            if (n->outputs[k] >= 0 && m->values[n->outputs[k]].needed)
+                n->needed = true;
+        if (!n->needed)
+            continue;
+        for (int k = 0; k < n->ninputs; k++)
+            if (n->inputs[k] >= 0)
+                m->values[n->inputs[k]].needed = true;
+    }
+
+    /* Which values carry gradients: runtime floats downstream of a graph input. */
+    m->gradients = opts && opts->gradients;
+    if (m->gradients) {
+        for (int v = 0; v < m->nvalues; v++)
+            if (m->values[v].is_input && !m->values[v].is_const &&
+                m->values[v].dtype == LVK_DTYPE_F32)
+                m->values[v].on_grad_path = true;
+        for (int i = 0; i < m->nnodes; i++) {
+            struct lvk_node *n = &m->nodes[i];
+            if (!n->needed)
+                continue;
+            bool any = false;
+            for (int k = 0; k < n->ninputs; k++)
+                if (n->inputs[k] >= 0 && m->values[n->inputs[k]].on_grad_path)
+                    any = true;
+            if (!any)
+                continue;
+            if (!n->def->bwd && !n->def->alias)
+                return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
+                                     "op has no backward pass, but gradients must flow through it");
+            for (int k = 0; k < n->noutputs; k++)
+                if (n->outputs[k] >= 0 && m->values[n->outputs[k]].dtype == LVK_DTYPE_F32)
+                    m->values[n->outputs[k]].on_grad_path = true;
+        }
+    }
+
+    /* Aliases share their input's storage. */
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        if (n->needed && n->def->alias && n->outputs[0] >= 0)
+            m->values[n->outputs[0]].alias_of = alias_root(m, n->inputs[0]);
+    }
+
+    /* Size every buffer, then allocate them all at once. */
+    int cap = 2 * m->nvalues + LVK_MAX_EXTRA * m->nnodes + 1;
+    VkDeviceSize *sizes = lvk_calloc((size_t)cap, sizeof *sizes);
+    int *val_buf = lvk_calloc((size_t)m->nvalues, sizeof *val_buf);
+    int *val_grad = lvk_calloc((size_t)m->nvalues, sizeof *val_grad);
+    if (!sizes || !val_buf || !val_grad) {
+        free(sizes); free(val_buf); free(val_grad);
+        return LVK_ERR_HOST_OOM;
+    }
+    int nb = 0;
+    sizes[nb++] = sizeof(struct lvk_ctrl); /* buffer 0: control block */
+    for (int v = 0; v < m->nvalues; v++) {
+        struct lvk_value *val = &m->values[v];
+        val_buf[v] = val_grad[v] = -1;
+        if (!val->needed || val->alias_of >= 0)
+            continue;
+        if (val->dtype != LVK_DTYPE_F32)
+            continue; /* integer values are host-side constants only */
+        VkDeviceSize bytes = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
+        val_buf[v] = nb;
+        sizes[nb++] = bytes;
+        if (val->on_grad_path) {
+            val_grad[v] = nb;
+            sizes[nb++] = bytes;
+        }
+    }
+    int *extra_base = lvk_calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *extra_base);
+    if (!extra_base) {
+        free(sizes); free(val_buf); free(val_grad);
+        return LVK_ERR_HOST_OOM;
+    }
+    for (int i = 0; i < m->nnodes; i++) {
+        extra_base[i] = nb;
+        if (m->nodes[i].needed)
+            for (int k = 0; k < m->nodes[i].nextra; k++)
+                sizes[nb++] = m->nodes[i].extra_size[k];
+    }
+    m->bufs = lvk_calloc((size_t)nb, sizeof *m->bufs);
+    lvk_status st = m->bufs ? LVK_OK : LVK_ERR_HOST_OOM;
+    if (st == LVK_OK) {
+        st = lvk_arena_create(m->ctx, sizes, nb, m->bufs, &m->arena);
+        if (st == LVK_OK)
+            m->nbufs = nb;
+        else
+            lvk_error_prefix("%s: ", m->path);
+    }
+    if (st == LVK_OK) {
+        m->ctrl = &m->bufs[0];
+        for (int v = 0; v < m->nvalues; v++) {
+            int root = m->values[v].alias_of >= 0 ? m->values[v].alias_of : v;
+            if (val_buf[root] >= 0)
+                m->values[v].buf = &m->bufs[val_buf[root]];
+            if (val_grad[root] >= 0)
+                m->values[v].grad = &m->bufs[val_grad[root]];
+        }
+        for (int i = 0; i < m->nnodes; i++)
+            if (m->nodes[i].needed)
+                for (int k = 0; k < m->nodes[i].nextra; k++)
+                    m->nodes[i].extra[k] = &m->bufs[extra_base[i] + k];
+    }
+    free(sizes); free(val_buf); free(val_grad); free(extra_base);
+    return st;
+}
+
+/* Uploads constants that runtime ops read, and the ops' initial extras. */
+static lvk_status upload(struct lvk_model *m)
+{
+    struct lvk_ctrl ctrl = {.relu_mode = LVK_RELU_GRAD_NORMAL};
+    LVK_CHECK(lvk_buf_upload(m->ctx, m->ctrl, 0, &ctrl, sizeof ctrl));
+    for (int v = 0; v < m->nvalues; v++) {
+        struct lvk_value *val = &m->values[v];
+        if (val->buf && val->is_const && val->host && val->alias_of < 0)
+            LVK_CHECK(lvk_buf_upload(m->ctx, val->buf, 0, val->host,
+                                     (VkDeviceSize)lvk_shape_count(&val->shape) * 4));
+    }
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        for (int k = 0; k < n->nextra; k++) {
+            if (n->extra[k] && n->extra_init[k])
+                LVK_CHECK(lvk_buf_upload(m->ctx, n->extra[k], 0, n->extra_init[k], n->extra_size[k]));
+            free(n->extra_init[k]);
+            n->extra_init[k] = NULL;
+        }
+    }
+    return LVK_OK;
+}
+
+lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts)
+{
+    LVK_ASSERT(!m->planned);
+    LVK_CHECK(prepare(m));
+    LVK_CHECK(plan(m, opts));
+    LVK_CHECK(upload(m));
+    m->planned = true;
+    return LVK_OK;
+}
+
+/* ---- recording ------------------------------------------------------------------------------- */
+
+lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        if (!n->needed || !n->def->fwd)
+            continue;
+        lvk_status st = n->def->fwd(m, n, cmd);
+        if (st != LVK_OK) {
+            if (!strstr(lvk_last_error(), "node '"))
+                lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
+            return st;
+        }
+    }
+    return LVK_OK;
+}
+
+void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd)
+{
+    for (int v = 0; v < m->nvalues; v++) {
+        struct lvk_value *val = &m->values[v];
+        if (val->grad && val->alias_of < 0)
+            lvk_cmd_fill(cmd, val->grad, 0, VK_WHOLE_SIZE, 0);
+    }
+}
+
+lvk_status lvk_graph_record_backward(struct lvk_model *m, struct lvk_cmd *cmd)
+{
+    LVK_ASSERT(m->gradients);
+    for (int i = m->nnodes - 1; i >= 0; i--) {
+        struct lvk_node *n = &m->nodes[i];
+        if (!n->needed || !n->def->bwd)
+            continue;
+        bool any = false;
+        for (int k = 0; k < n->ninputs; k++)
+            if (n->inputs[k] >= 0 && m->values[n->inputs[k]].grad)
+                any = true;
+        if (!any)
+            continue;
+        lvk_status st = n->def->bwd(m, n, cmd);
+        if (st != LVK_OK) {
+            if (!strstr(lvk_last_error(), "node '"))
+                lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
+            return st;
+        }
+    }
+    return LVK_OK;
+}
+
+lvk_status lvk_graph_set_relu_mode(struct lvk_model *m, enum lvk_relu_mode mode)
+{
+    struct lvk_ctrl ctrl = {.relu_mode = (uint32_t)mode};
+    return lvk_buf_upload(m->ctx, m->ctrl, 0, &ctrl, sizeof ctrl);
+}
+
+/* ---- destruction --------------------------------------------------------------------------------- */
+
+void lvk_model_destroy(lvk_model_t *m)
+{
+    if (!m)
+        return;
+    lvk_cmd_destroy(m->fwd_cmd);
+    lvk_cmd_destroy(m->zero_cmd);
+    lvk_cmd_destroy(m->bwd_cmd);
+    if (m->bufs)
+        lvk_arena_destroy(m->ctx, m->bufs, m->nbufs, &m->arena);
+    free(m->bufs);
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        for (int k = 0; k < n->nattrs; k++) {
+            free(n->attrs[k].name);
+            free(n->attrs[k].s);
+            free(n->attrs[k].ints);
+            free(n->attrs[k].floats);
+        }
+        for (int k = 0; k < n->nextra; k++)
+            free(n->extra_init[k]);
+        free(n->attrs);
+        free(n->inputs);
+        free(n->outputs);
+        free(n->name);
+        free(n->op_type);
+        free(n->priv);
+    }
+    for (int v = 0; v < m->nvalues; v++) {
+        free(m->values[v].name);
+        free(m->values[v].host);
+    }
+    free(m->nodes);
+    free(m->values);
+    free(m->graph_outputs);
+    free(m->path);
+    free(m);
+}

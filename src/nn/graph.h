@@ -1,0 +1,253 @@
+/* The compute graph behind lvk_model_t: values (tensors), nodes (ops), and
+ * the passes that turn an ONNX graph into recorded Vulkan work.
+ *
+ * Life of a model:
+ *   1. build    values and nodes are added (ONNX import, or tests through
+ *               lvk_graph_add_*); constants carry host data.
+ *   2. prepare  nodes in order: each op checks its attributes, infers its
+ *               output shapes and asks for extra device buffers; nodes whose
+ *               inputs are all constant (or that only read shapes) are
+ *               folded on the CPU, which removes the integer shape
+ *               arithmetic exporters emit.
+ *   3. plan     only nodes needed for the requested outputs are kept; every
+ *               runtime value, constant operand, gradient and extra buffer is
+ *               sized and allocated in one arena.
+ *   4. record   forward: each op's fwd in order; backward: gradients zeroed,
+ *               then each op's bwd in reverse order, accumulating into the
+ *               gradients of its inputs (so fan-out needs no special case).
+ * Ops record into a command buffer they are given and never submit. */
+#ifndef LVK_GRAPH_H
+#define LVK_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lucidvk/lucidvk.h"
+#include "vk/lvk_vk.h"
+
+struct lvk_node;
+struct lvk_op_def;
+
+enum lvk_dtype { LVK_DTYPE_F32, LVK_DTYPE_I64 };
+
+struct lvk_shape {
+    int ndim;
+    int64_t d[LVK_MAX_DIMS];
+};
+
+int64_t lvk_shape_count(const struct lvk_shape *s);
+bool lvk_shape_eq(const struct lvk_shape *a, const struct lvk_shape *b);
+/* "[1, 3, 224, 224]" into buf; returns buf. */
+const char *lvk_shape_str(const struct lvk_shape *s, char *buf, size_t len);
+
+/* ---- attributes (ONNX AttributeProto, decoded) ------------------------------- */
+
+enum lvk_attr_type {
+    LVK_ATTR_INT, LVK_ATTR_FLOAT, LVK_ATTR_STRING,
+    LVK_ATTR_INTS, LVK_ATTR_FLOATS, LVK_ATTR_TENSOR
+};
+
+struct lvk_attr {
+    char *name;
+    enum lvk_attr_type type;
+    int64_t i;
+    float f;
+    char *s;
+    int n;              /* element count of ints / floats */
+    int64_t *ints;
+    float *floats;
+    int tensor;         /* TENSOR: index of a constant value holding it */
+};
+
+/* Lookups return the default when the attribute is absent; a present
+ * attribute of the wrong type is an error reported by lvk_attr_check_type. */
+const struct lvk_attr *lvk_attr_find(const struct lvk_node *n, const char *name);
+int64_t lvk_attr_int(const struct lvk_node *n, const char *name, int64_t def);
+float lvk_attr_float(const struct lvk_node *n, const char *name, float def);
+const char *lvk_attr_str(const struct lvk_node *n, const char *name, const char *def);
+/* Copies up to max ints into out; returns how many the attribute has
+ * (0 when absent), or -1 (error set) when it has more than max. */
+int lvk_attr_ints(const struct lvk_node *n, const char *name, int64_t *out, int max);
+
+/* ---- values and nodes ----------------------------------------------------------- */
+
+struct lvk_value {
+    char *name;
+    enum lvk_dtype dtype;
+    struct lvk_shape shape;
+    int producer;       /* node index; -1 for graph inputs and initializers */
+    bool is_input;      /* graph input fed at run time */
+    bool is_const;      /* known at load time */
+    void *host;         /* constant data (float or int64_t by dtype), else NULL */
+    /* Set by planning: */
+    bool needed;        /* read by a node that runs, or requested */
+    bool on_grad_path;  /* depends on a graph input: gets a gradient buffer */
+    int alias_of;       /* value whose buffers this one shares, or -1 */
+    struct lvk_buf *buf;    /* device data, NULL if not on the device */
+    struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
+};
+
+#define LVK_MAX_EXTRA 4
+
+struct lvk_node {
+    char *name;         /* ONNX node name, or its first output's name */
+    char *op_type;
+    const struct lvk_op_def *def;
+    int ninputs, noutputs;
+    int *inputs;        /* value indices; -1 for an omitted optional input */
+    int *outputs;
+    int nattrs;
+    struct lvk_attr *attrs;
+    bool needed;
+    bool folded;        /* evaluated at load time */
+
+    /* Op-private state from prepare(), released with free(). */
+    void *priv;
+    /* Extra device buffers an op asks for in prepare(): tensors forward saves
+     * for backward (max-pool argmax), or re-laid-out weights. extra_init, if
+     * set by prepare, is uploaded once at load and then freed. */
+    int nextra;
+    VkDeviceSize extra_size[LVK_MAX_EXTRA];
+    void *extra_init[LVK_MAX_EXTRA];
+    struct lvk_buf *extra[LVK_MAX_EXTRA];
+};
+
+/* One ONNX op type. Ops live in src/nn/ops/NAME.c, each exporting
+ * `const struct lvk_op_def *const lvk_ops_NAME[]` (NULL-terminated); the
+ * build collects them into the registry. */
+struct lvk_op_def {
+    const char *op_type;
+    /* Checks attributes and input shapes/dtypes, sets every output's dtype and
+     * shape, and may request extra buffers (lvk_node_extra). Integer operands
+     * such as Reshape's shape must be constant here (value->host). */
+    lvk_status (*prepare)(struct lvk_model *m, struct lvk_node *n);
+    /* CPU evaluation at load time: fills value->host of the outputs. Used
+     * when every input is constant, or always when shape_only is set. NULL:
+     * the op always runs on the device. */
+    lvk_status (*fold)(struct lvk_model *m, struct lvk_node *n);
+    bool shape_only;    /* fold reads only input shapes (Shape) */
+    /* Output 0 is input 0 reinterpreted (Reshape, Flatten, Squeeze,
+     * Unsqueeze, Identity, Dropout): it shares buffer and gradient, and
+     * fwd/bwd may be NULL. */
+    bool alias;
+    lvk_status (*fwd)(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd);
+    /* Accumulates into the grad of each input that has one (value->grad may
+     * be NULL: constants, or inputs not on the gradient path). NULL: not
+     * differentiable; planning fails if the op sits on a gradient path. */
+    lvk_status (*bwd)(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd);
+};
+
+/* How Relu-like ops (Relu, Clip with min 0) propagate gradients; read by
+ * their bwd shaders from the model's control buffer at run time, so one
+ * recording serves every mode. */
+enum lvk_relu_mode {
+    LVK_RELU_GRAD_NORMAL = 0,
+    /* Lucid's redirected ReLU: where the unit is off and the gradient would
+     * increase it, let the gradient through anyway, so dead units learn. */
+    LVK_RELU_GRAD_REDIRECT = 1,
+    /* Guided backprop: pass only positive gradients through positive inputs. */
+    LVK_RELU_GRAD_GUIDED = 2,
+};
+
+/* Layout of the control buffer (binding it is optional for ops). */
+struct lvk_ctrl {
+    uint32_t relu_mode;
+    uint32_t pad[3];
+};
+
+struct lvk_model {
+    struct lvk_ctx *ctx;
+    char *path;             /* for messages */
+    int opset;
+
+    struct lvk_value *values;
+    int nvalues, cap_values;
+    struct lvk_node *nodes;
+    int nnodes, cap_nodes;
+    int *graph_outputs;     /* value indices of the ONNX graph outputs */
+    int ngraph_outputs;
+
+    bool planned;
+    bool gradients;
+    /* Device memory: every buffer of the model lives in this one arena. */
+    struct lvk_buf *bufs;
+    int nbufs;
+    struct lvk_arena arena;
+    struct lvk_buf *ctrl;   /* struct lvk_ctrl */
+
+    struct lvk_cmd *fwd_cmd;    /* forward, recorded on first use */
+    struct lvk_cmd *zero_cmd;   /* zeroes every gradient */
+    struct lvk_cmd *bwd_cmd;    /* backward of every node on a gradient path */
+};
+
+/* The registered op for an ONNX op type, or NULL. */
+const struct lvk_op_def *lvk_op_find(const char *op_type);
+
+/* ---- building ------------------------------------------------------------------ */
+
+lvk_status lvk_graph_create(struct lvk_ctx *ctx, const char *name, struct lvk_model **out);
+/* Adds a graph input; returns its value index, or -1 (error set). */
+int lvk_graph_add_input(struct lvk_model *m, const char *name, enum lvk_dtype dt,
+                        const struct lvk_shape *shape);
+/* Adds a constant, copying `data` (float or int64_t by dt). */
+int lvk_graph_add_const(struct lvk_model *m, const char *name, enum lvk_dtype dt,
+                        const struct lvk_shape *shape, const void *data);
+/* Adds a node. inputs[i] may be "" for an omitted optional input. Output
+ * values are created. Attributes are deep-copied. */
+lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const char *name,
+                              const char *const *inputs, int ninputs,
+                              const char *const *outputs, int noutputs,
+                              const struct lvk_attr *attrs, int nattrs);
+lvk_status lvk_graph_mark_output(struct lvk_model *m, const char *name);
+int lvk_graph_find(const struct lvk_model *m, const char *name);
+
+/* Prepares, folds, plans and allocates; see struct lvk_model_opts. */
+lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts);
+
+/* ---- running --------------------------------------------------------------------- */
+
+/* Records the forward pass of every needed node. */
+lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd);
+/* Records zeroing of every gradient buffer. */
+void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd);
+/* Records every needed node's backward, in reverse order. The caller seeds
+ * the gradients of the objective's tensors between zeroing and this. */
+lvk_status lvk_graph_record_backward(struct lvk_model *m, struct lvk_cmd *cmd);
+/* Sets the run-time control block (ReLU gradient mode). */
+lvk_status lvk_graph_set_relu_mode(struct lvk_model *m, enum lvk_relu_mode mode);
+
+/* ---- helpers for op implementations ---------------------------------------------- */
+
+static inline struct lvk_value *lvk_in(struct lvk_model *m, const struct lvk_node *n, int i)
+{
+    return (i < n->ninputs && n->inputs[i] >= 0) ? &m->values[n->inputs[i]] : NULL;
+}
+static inline struct lvk_value *lvk_out(struct lvk_model *m, const struct lvk_node *n, int i)
+{
+    return &m->values[n->outputs[i]];
+}
+
+/* Formats an error that names the model file, node and op:
+ * "model.onnx: node 'conv1' (Conv): <message>". */
+lvk_status lvk_node_fail(const struct lvk_model *m, const struct lvk_node *n,
+                         lvk_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Requests an extra device buffer of `bytes`; returns its slot. `init`, if
+ * not NULL, is malloc'd host data uploaded at load and freed by the graph. */
+int lvk_node_extra(struct lvk_node *n, VkDeviceSize bytes, void *init);
+
+/* Requires input i to exist and be constant; fails with a message naming it. */
+lvk_status lvk_node_need_const(const struct lvk_model *m, const struct lvk_node *n, int i);
+
+/* Numpy-style broadcast of two shapes; fails when incompatible. */
+lvk_status lvk_shape_broadcast(const struct lvk_shape *a, const struct lvk_shape *b,
+                               struct lvk_shape *out);
+
+/* Records y[i] += alpha * x[i] for i < count (both float32 buffers). The
+ * shared building block of backward passes that pass gradients through. */
+lvk_status lvk_record_axpy(struct lvk_cmd *cmd, const struct lvk_buf *y,
+                           const struct lvk_buf *x, float alpha, uint32_t count,
+                           const char *label);
+
+#endif

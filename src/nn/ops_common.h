@@ -1,0 +1,20 @@
+/* Helpers shared by op implementations (src/nn/ops/). */
+#ifndef LVK_OPS_COMMON_H
+#define LVK_OPS_COMMON_H
+
+#include "nn/graph.h"
+
+/* Dispatches `count` invocations of a 1-D shader (one that indexes with
+ * lvk_flat_index() from shaders/common/index.glsl), folding the workgroups
+ * into a 2-D grid when they exceed the device's per-dimension limit. */
+lvk_status lvk_dispatch_1d(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
+                           const struct lvk_bind *binds, uint32_t nbinds,
+                           const void *push, uint32_t push_size, uint64_t count,
+                           const char *label);
+
+/* Number of elements of a value, as the uint32 shaders index with; fails
+ * (error naming the node) when it does not fit. */
+lvk_status lvk_value_count32(const struct lvk_model *m, const struct lvk_node *n,
+                             const struct lvk_value *v, uint32_t *count);
+
+#endif

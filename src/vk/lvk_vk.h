@@ -1,0 +1,205 @@
+/* Vulkan layer of lucid-vk: context (instance, device, queue), buffers and
+ * arenas, compute pipelines built from the embedded SPIR-V, and command
+ * recording. This is the only part of lucid-vk that calls vk* functions
+ * directly; ops and the render loop go through it.
+ *
+ * Ownership: struct lvk_ctx owns the device and everything cached on it
+ * (pipelines, staging memory). Buffers and recordings are owned by whoever
+ * created them and must be destroyed before the context. */
+#ifndef LVK_VK_H
+#define LVK_VK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <volk.h>
+
+#include "lucidvk/lucidvk.h"
+#include "lvk_shaders.h"
+#include "lvk_util.h"
+
+/* Logs the VkResult, the failing call and where, then returns an
+ * lvk_status (LVK_ERR_DEVICE_OOM for out-of-memory results). */
+#define LVK_VK_CHECK(expr)                                                     \
+    do {                                                                       \
+        VkResult lvk_vk_r_ = (expr);                                           \
+        if (lvk_vk_r_ != VK_SUCCESS)                                           \
+            return lvk_vk_fail(lvk_vk_r_, #expr, __FILE__, __LINE__);          \
+    } while (0)
+
+lvk_status lvk_vk_fail(VkResult r, const char *call, const char *file, int line);
+const char *lvk_vk_result_str(VkResult r);
+
+/* ---- context ----------------------------------------------------------------- */
+
+struct lvk_pipeline;
+
+struct lvk_ctx {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice phys;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool cmd_pool;
+    VkPipelineCache pipeline_cache;
+    VkFence fence;
+
+    struct lvk_device_info info;
+    VkPhysicalDeviceMemoryProperties mem;
+    VkPhysicalDeviceLimits limits;
+    bool is_lavapipe;       /* VK_DRIVER_ID_MESA_LLVMPIPE: select CPU-shaped kernels */
+    bool unified_memory;    /* a device-local, host-visible, coherent type exists */
+    bool timestamps;        /* queue supports timestamps */
+
+    /* Pipelines built so far, keyed by (shader, specialization constants). */
+    struct lvk_pipeline **pipelines;
+    int npipelines, cap_pipelines;
+
+    /* Staging buffer for uploads/downloads to memory the host cannot map. */
+    VkBuffer staging;
+    VkDeviceMemory staging_mem;
+    void *staging_map;
+    VkDeviceSize staging_size;
+
+    /* Validation messages seen (errors and warnings); tests fail on any. */
+    int validation_enabled;
+    int validation_messages;
+    char pipeline_cache_path[512];
+};
+
+/* ---- buffers ----------------------------------------------------------------- */
+
+/* A range of device memory bound to its own VkBuffer. `map` is non-NULL when
+ * the host can write it directly (unified memory). */
+struct lvk_buf {
+    VkBuffer buf;
+    VkDeviceSize size;
+    void *map;
+};
+
+/* One device allocation shared by many buffers: planned once per model and
+ * resolution, so ops never allocate. */
+struct lvk_arena {
+    VkDeviceMemory *mem;  /* one or more allocations (split at maxMemoryAllocationSize) */
+    int nmem;
+    VkDeviceSize bytes;
+    void **maps;
+};
+
+/* Creates `n` buffers of the given sizes (bytes; 0 is rounded up to 4) backed
+ * by as few allocations as the device permits. bufs[i] receives each. */
+lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
+                            struct lvk_buf *bufs, struct lvk_arena *arena);
+/* Destroys the n buffers and the memory. NULL-safe, safe on a failed create. */
+void lvk_arena_destroy(struct lvk_ctx *ctx, struct lvk_buf *bufs, int n,
+                       struct lvk_arena *arena);
+
+/* Host <-> device copies; each waits for completion. */
+lvk_status lvk_buf_upload(struct lvk_ctx *ctx, const struct lvk_buf *b,
+                          VkDeviceSize offset, const void *src, VkDeviceSize size);
+lvk_status lvk_buf_download(struct lvk_ctx *ctx, const struct lvk_buf *b,
+                            VkDeviceSize offset, void *dst, VkDeviceSize size);
+
+/* ---- pipelines ----------------------------------------------------------------- */
+
+#define LVK_MAX_BINDINGS 8
+#define LVK_MAX_SPEC 24
+#define LVK_PUSH_MAX 128 /* bytes: the Vulkan minimum maxPushConstantsSize */
+
+/* A compute pipeline for one shader and one set of specialization constants.
+ * Binding count and workgroup size are read from the SPIR-V. */
+struct lvk_pipeline {
+    enum lvk_shader_id shader;
+    uint32_t spec[LVK_MAX_SPEC];
+    uint32_t nspec;
+    uint32_t nbindings;
+    VkDescriptorType types[LVK_MAX_BINDINGS];
+    uint32_t local[3];     /* workgroup size (after specialization of id 0..2
+                              when the shader uses local_size_{x,y,z}_id) */
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipeline pipe;
+};
+
+/* Returns the cached pipeline for (shader, spec), building it on first use.
+ * spec[i] is the value of constant_id i, as raw 32-bit words (use
+ * lvk_spec_f32() for floats). Returns NULL with lvk_last_error() set on failure. */
+const struct lvk_pipeline *lvk_pipeline_get(struct lvk_ctx *ctx, enum lvk_shader_id id,
+                                            const uint32_t *spec, uint32_t nspec);
+
+static inline uint32_t lvk_spec_f32(float f)
+{
+    union { float f; uint32_t u; } v = {.f = f};
+    return v.u;
+}
+
+/* ---- command recording ---------------------------------------------------------- */
+
+/* A recorded sequence of dispatches that can be submitted any number of
+ * times. Owns its command buffer, the descriptor sets its dispatches use and,
+ * optionally, a timestamp query pool. */
+struct lvk_cmd {
+    struct lvk_ctx *ctx;
+    VkCommandBuffer cb;
+    VkDescriptorPool *pools;
+    int npools;
+    int sets_left;           /* in the newest pool */
+    bool recording;
+    /* Timestamps: one query before the first and after every dispatch. */
+    VkQueryPool query_pool;
+    uint32_t nqueries, max_queries;
+    const char **labels;     /* label of dispatch i (static strings) */
+};
+
+lvk_status lvk_cmd_create(struct lvk_ctx *ctx, bool timestamps, struct lvk_cmd **out);
+void lvk_cmd_destroy(struct lvk_cmd *cmd);
+/* Discards what was recorded and starts a new recording. */
+lvk_status lvk_cmd_begin(struct lvk_cmd *cmd);
+lvk_status lvk_cmd_end(struct lvk_cmd *cmd);
+/* Submits the recording and waits for it to finish. */
+lvk_status lvk_cmd_submit(struct lvk_cmd *cmd);
+
+/* A descriptor: the whole buffer, or [offset, offset+range) of it. */
+struct lvk_bind {
+    const struct lvk_buf *buf;
+    VkDeviceSize offset, range; /* range 0 = to the end */
+};
+
+/* Records one dispatch of `groups` workgroups, then a barrier that makes its
+ * writes visible to every later dispatch and transfer. The number of
+ * bindings and the push-constant size are checked against the pipeline. */
+lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
+                            const struct lvk_bind *binds, uint32_t nbinds,
+                            const void *push, uint32_t push_size,
+                            uint32_t gx, uint32_t gy, uint32_t gz, const char *label);
+
+/* Same, with the grid given in invocations (rounded up to whole workgroups). */
+lvk_status lvk_cmd_dispatch_n(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
+                              const struct lvk_bind *binds, uint32_t nbinds,
+                              const void *push, uint32_t push_size,
+                              uint32_t nx, uint32_t ny, uint32_t nz, const char *label);
+
+/* Convenience: binds whole buffers. */
+#define LVK_BINDS(...) ((const struct lvk_bind[]){__VA_ARGS__})
+#define LVK_B(bufptr) {.buf = (bufptr)}
+
+/* Fills [offset, offset+size) with a 32-bit pattern (0 for zeroing
+ * gradients), then a barrier. size VK_WHOLE_SIZE = to the end. */
+void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
+                  VkDeviceSize size, uint32_t value);
+/* Copies between buffers, then a barrier. */
+void lvk_cmd_copy(struct lvk_cmd *cmd, const struct lvk_buf *dst, VkDeviceSize dst_off,
+                  const struct lvk_buf *src, VkDeviceSize src_off, VkDeviceSize size);
+
+/* After a submit of a recording made with timestamps: time of dispatch i in
+ * milliseconds, or -1 if unavailable. */
+lvk_status lvk_cmd_timings(struct lvk_cmd *cmd, double *ms, uint32_t *count);
+
+/* Max workgroups per dimension the device accepts. */
+static inline uint32_t lvk_max_groups(const struct lvk_ctx *ctx, int dim)
+{
+    return ctx->limits.maxComputeWorkGroupCount[dim];
+}
+
+#endif
