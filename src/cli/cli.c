@@ -1,0 +1,90 @@
+/* Option handling shared by the lucidvk subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "io/lvk_io.h"
+#include "lvk_util.h"
+
+int cli_error(lvk_status st, const char *what)
+{
+    const char *msg = lvk_last_error();
+    if (what && *what)
+        fprintf(stderr, "lucidvk: %s: %s\n", what, *msg ? msg : lvk_status_str(st));
+    else
+        fprintf(stderr, "lucidvk: %s\n", *msg ? msg : lvk_status_str(st));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "lucidvk %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see 'lucidvk %s --help')\n", cmd);
+    return 2;
+}
+
+lvk_status cli_open(const char *device, lvk_ctx_t **ctx)
+{
+    struct lvk_ctx_opts o = {.device = device, .validation = -1};
+    return lvk_ctx_create(&o, ctx);
+}
+
+int cli_preproc_parse(struct cli_preproc *c, int opt, const char *arg)
+{
+    lvk_status st = LVK_OK;
+    switch (opt) {
+    case 0x100: st = lvk_preproc_parse_range(&c->p, arg); c->set_range = true; break;
+    case 0x101: st = lvk_preproc_parse_triple(c->p.mean, arg, "--mean"); c->set_mean = true; break;
+    case 0x102:
+        st = lvk_preproc_parse_triple(c->p.std, arg, "--std");
+        if (st == LVK_OK && (c->p.std[0] == 0 || c->p.std[1] == 0 || c->p.std[2] == 0))
+            st = lvk_fail(LVK_ERR_INVALID_ARG, "--std must not be 0");
+        c->set_std = true;
+        break;
+    case 0x103: c->p.bgr = true; c->set_bgr = true; break;
+    case 0x104: snprintf(c->p.labels, sizeof c->p.labels, "%s", arg); c->set_labels = true; break;
+    default: return 0;
+    }
+    if (st != LVK_OK) {
+        cli_error(st, NULL);
+        return -1;
+    }
+    return 1;
+}
+
+lvk_status cli_preproc_resolve(const struct cli_preproc *c, const char *model, struct lvk_preproc *out)
+{
+    int found;
+    lvk_preproc_default(out);
+    LVK_CHECK(lvk_preproc_load_sidecar(model, out, &found));
+    if (c->set_range) { out->lo = c->p.lo; out->hi = c->p.hi; }
+    if (c->set_mean) memcpy(out->mean, c->p.mean, sizeof out->mean);
+    if (c->set_std) memcpy(out->std, c->p.std, sizeof out->std);
+    if (c->set_bgr) out->bgr = c->p.bgr;
+    if (c->set_labels) memcpy(out->labels, c->p.labels, sizeof out->labels);
+    return LVK_OK;
+}
+
+lvk_status cli_load_image(const char *path, int c, int h, int w, const struct lvk_preproc *p,
+                          float **data)
+{
+    struct lvk_image img = {0}, sized = {0};
+    *data = NULL;
+    LVK_CHECK(lvk_png_read(path, c, &img));
+    lvk_status st = LVK_OK;
+    if (img.w != w || img.h != h) {
+        st = lvk_image_resize(&img, w, h, &sized);
+        lvk_image_free(&img);
+        if (st != LVK_OK)
+            return st;
+        img = sized;
+    }
+    lvk_preproc_apply(p, img.data, c, h, w);
+    *data = img.data;
+    return LVK_OK;
+}

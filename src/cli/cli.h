@@ -1,0 +1,55 @@
+/* The lucidvk command: one function per subcommand, sharing option
+ * handling for the device and for input preprocessing. */
+#ifndef LVK_CLI_H
+#define LVK_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "lucidvk/lucidvk.h"
+#include "lucidvk/preproc.h"
+
+int cmd_devices(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+
+/* Prints "lucidvk: <what>: <lvk_last_error()>" and returns exit status 1. */
+int cli_error(lvk_status st, const char *what);
+/* Prints a usage error and returns exit status 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Opens the device chosen by --device (NULL: $LVK_DEVICE or the best). */
+lvk_status cli_open(const char *device, lvk_ctx_t **ctx);
+
+/* Preprocessing options shared by every command that feeds images. */
+#define CLI_PREPROC_OPTIONS                                   \
+    {"range", required_argument, 0, 0x100},                   \
+    {"mean", required_argument, 0, 0x101},                    \
+    {"std", required_argument, 0, 0x102},                     \
+    {"bgr", no_argument, 0, 0x103},                           \
+    {"labels", required_argument, 0, 0x104}
+#define CLI_PREPROC_HELP                                                              \
+    "  --range LO,HI      map pixels in [0,1] linearly to [LO,HI] (default 0,1)\n"    \
+    "  --mean M[,M,M]     subtract per channel after --range (default 0)\n"           \
+    "  --std S[,S,S]      then divide per channel (default 1)\n"                      \
+    "  --bgr              feed channels in BGR order\n"                               \
+    "  --labels FILE      class names, one per line\n"                                \
+    "  Defaults come from MODEL.lucidvk.json beside the model when it exists.\n"
+
+/* Explicit preprocessing options; cli_preproc_resolve() lays them over the
+ * model's sidecar file. cli_preproc_parse() returns 1 when it handled
+ * `opt`, 0 when `opt` is not a preprocessing option, -1 on a bad value. */
+struct cli_preproc {
+    struct lvk_preproc p;
+    bool set_range, set_mean, set_std, set_bgr, set_labels;
+};
+int cli_preproc_parse(struct cli_preproc *c, int opt, const char *arg);
+lvk_status cli_preproc_resolve(const struct cli_preproc *c, const char *model, struct lvk_preproc *out);
+
+/* Loads a PNG, resizes it to (h, w) with c channels and applies p; *data is
+ * malloc'd c*h*w floats. */
+lvk_status cli_load_image(const char *path, int c, int h, int w, const struct lvk_preproc *p,
+                          float **data);
+
+#endif
