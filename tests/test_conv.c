@@ -1,0 +1,314 @@
+/* Tests of the Conv op (src/nn/ops/conv.c): forward against a direct
+ * double-precision convolution, input gradient against finite differences
+ * of it (tests/support/op_harness.h).
+ *
+ * The reference does not parse attributes: each case states the padding
+ * before the first row/column and the output size it expects, worked out by
+ * hand from the ONNX spec (auto_pad included), so shape inference is checked
+ * as well. Sizes are awkward on purpose (13 channels, odd maps, channel
+ * counts that are not multiples of the kernels' block sizes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support/op_harness.h"
+
+#define CONV_ATOL 1e-4 /* float32 sums of up to ~300 products of O(1) terms */
+
+#define A_INTS(nm, ...)                                                                  \
+    {.name = nm, .type = LVK_ATTR_INTS, .ints = (int64_t[]){__VA_ARGS__},                \
+     .n = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))}
+#define A_INT(nm, v) {.name = nm, .type = LVK_ATTR_INT, .i = (v)}
+#define A_STR(nm, v) {.name = nm, .type = LVK_ATTR_STRING, .s = (v)}
+
+/* What the reference needs; a 1-D case uses only the W fields (H = 1). */
+struct conv_ref {
+    int64_t group;
+    int64_t sh, sw, dh, dw;
+    int64_t pt, pl;     /* padding before the first row / column */
+    int64_t oh, ow;     /* expected output size */
+};
+
+static void conv_ref_fwd(const struct lvk_op_case *c, const double *const *in,
+                         double *const *out, const struct lvk_shape *os)
+{
+    const struct conv_ref *r = c->user;
+    const struct lvk_shape *xs = &c->in_shape[0], *ws = &c->in_shape[1];
+    int nd = xs->ndim;
+    int64_t n = xs->d[0], ch = xs->d[1], h = nd == 4 ? xs->d[2] : 1, w = xs->d[nd - 1];
+    int64_t m = ws->d[0], cg = ws->d[1], kh = nd == 4 ? ws->d[2] : 1, kw = ws->d[nd - 1];
+    int64_t mg = m / r->group, oh = nd == 4 ? r->oh : 1;
+    const double *x = in[0], *wt = in[1], *b = c->ninputs > 2 ? in[2] : NULL;
+
+    assert_int_equal(os->ndim, nd);
+    assert_int_equal(os->d[0], n);
+    assert_int_equal(os->d[1], m);
+    if (nd == 4)
+        assert_int_equal(os->d[2], r->oh);
+    assert_int_equal(os->d[nd - 1], r->ow);
+
+    for (int64_t in_ = 0; in_ < n; in_++)
+        for (int64_t im = 0; im < m; im++)
+            for (int64_t y = 0; y < oh; y++)
+                for (int64_t xo = 0; xo < r->ow; xo++) {
+                    int64_t g = im / mg;
+                    double acc = b ? b[im] : 0.0;
+                    for (int64_t ic = 0; ic < cg; ic++)
+                        for (int64_t ky = 0; ky < kh; ky++)
+                            for (int64_t kx = 0; kx < kw; kx++) {
+                                int64_t iy = y * r->sh - r->pt + ky * r->dh;
+                                int64_t ix = xo * r->sw - r->pl + kx * r->dw;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                    continue;
+                                acc += x[((in_ * ch + g * cg + ic) * h + iy) * w + ix] *
+                                       wt[((im * cg + ic) * kh + ky) * kw + kx];
+                            }
+                    out[0][((in_ * m + im) * oh + y) * r->ow + xo] = acc;
+                }
+}
+
+static struct lvk_shape shp(int nd, const int64_t *d)
+{
+    struct lvk_shape s = {.ndim = nd};
+    memcpy(s.d, d, (size_t)nd * sizeof *d);
+    return s;
+}
+
+/* x runtime (differentiated), w and b constants. */
+static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
+                     const struct lvk_attr *attrs, int nattrs, const struct conv_ref *r)
+{
+    if (!lvk_test_ctx())
+        skip();
+    struct lvk_op_case c = {
+        .op_type = "Conv",
+        .ninputs = bias ? 3 : 2,
+        .in_shape = {shp(nd, xs), shp(nd, ws), {.ndim = 1, .d = {ws[0]}}},
+        .in_kind = {LVK_IN_RUNTIME, LVK_IN_CONST, LVK_IN_CONST},
+        .attrs = attrs,
+        .nattrs = nattrs,
+        .ref = conv_ref_fwd,
+        .atol = CONV_ATOL,
+        .seed = 1234,
+        .user = (void *)r,
+    };
+    lvk_test_op(&c);
+}
+
+/* ---- cases ------------------------------------------------------------------ */
+
+static void test_conv_3x3_pad1(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1), A_INTS("kernel_shape", 3, 3)};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 8, .ow = 7};
+    conv_run(4, (int64_t[]){1, 3, 8, 7}, (int64_t[]){4, 3, 3, 3}, true, a, 2, &r);
+}
+
+static void test_conv_1x1(void **state)
+{
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .oh = 7, .ow = 6};
+    conv_run(4, (int64_t[]){1, 5, 7, 6}, (int64_t[]){6, 5, 1, 1}, false, NULL, 0, &r);
+}
+
+/* TensorFlow's SAME for an even input and stride 2: one pad row/column at
+ * the end only. */
+static void test_conv_stride2_asymmetric_pads(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 0, 0, 1, 1), A_INTS("strides", 2, 2)};
+    const struct conv_ref r = {.group = 1, .sh = 2, .sw = 2, .dh = 1, .dw = 1, .oh = 4, .ow = 4};
+    conv_run(4, (int64_t[]){1, 3, 8, 8}, (int64_t[]){5, 3, 3, 3}, true, a, 2, &r);
+}
+
+static void test_conv_dilation2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 2, 2, 2, 2), A_INTS("dilations", 2, 2)};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 2, .dw = 2,
+                               .pt = 2, .pl = 2, .oh = 9, .ow = 10};
+    conv_run(4, (int64_t[]){1, 2, 9, 10}, (int64_t[]){3, 2, 3, 3}, true, a, 2, &r);
+}
+
+/* Dilation with stride: the backward's divisibility test on both. */
+static void test_conv_dilation2_stride2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 2, 0, 1), A_INTS("dilations", 2, 3),
+                                 A_INTS("strides", 2, 2)};
+    /* H: (11 + 1 - 5) / 2 + 1 = 4; W: (10 + 3 - 7) / 2 + 1 = 4 */
+    const struct conv_ref r = {.group = 1, .sh = 2, .sw = 2, .dh = 2, .dw = 3,
+                               .pt = 1, .pl = 2, .oh = 4, .ow = 4};
+    conv_run(4, (int64_t[]){1, 3, 11, 10}, (int64_t[]){2, 3, 3, 3}, false, a, 3, &r);
+}
+
+static void test_conv_groups2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1), A_INT("group", 2)};
+    const struct conv_ref r = {.group = 2, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 7, .ow = 5};
+    conv_run(4, (int64_t[]){1, 4, 7, 5}, (int64_t[]){6, 2, 3, 3}, true, a, 2, &r);
+}
+
+/* More output channels per group than one block (8), with a tail. */
+static void test_conv_groups3_wide(void **state)
+{
+    const struct lvk_attr a[] = {A_INT("group", 3)};
+    const struct conv_ref r = {.group = 3, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .oh = 4, .ow = 3};
+    conv_run(4, (int64_t[]){1, 6, 6, 5}, (int64_t[]){33, 2, 3, 3}, true, a, 1, &r);
+}
+
+static void test_conv_depthwise13(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1), A_INT("group", 13)};
+    const struct conv_ref r = {.group = 13, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 9, .ow = 7};
+    conv_run(4, (int64_t[]){1, 13, 9, 7}, (int64_t[]){13, 1, 3, 3}, true, a, 2, &r);
+}
+
+/* MobileNet's downsampling depthwise layer, channel multiplier 2. */
+static void test_conv_depthwise_stride2_multiplier2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 0, 0, 1, 1), A_INT("group", 5),
+                                 A_INTS("strides", 2, 2)};
+    const struct conv_ref r = {.group = 5, .sh = 2, .sw = 2, .dh = 1, .dw = 1, .oh = 5, .ow = 4};
+    conv_run(4, (int64_t[]){1, 5, 10, 8}, (int64_t[]){10, 1, 3, 3}, false, a, 3, &r);
+}
+
+/* 7x8 input, 3x3 kernel, stride 2: output 4x4; total padding 2 rows (1 + 1)
+ * and 1 column, which SAME_UPPER puts at the end and SAME_LOWER at the
+ * beginning. */
+static void test_conv_auto_pad_same_upper(void **state)
+{
+    const struct lvk_attr a[] = {A_STR("auto_pad", "SAME_UPPER"), A_INTS("strides", 2, 2)};
+    const struct conv_ref r = {.group = 1, .sh = 2, .sw = 2, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 0, .oh = 4, .ow = 4};
+    conv_run(4, (int64_t[]){1, 2, 7, 8}, (int64_t[]){3, 2, 3, 3}, true, a, 2, &r);
+}
+
+static void test_conv_auto_pad_same_lower(void **state)
+{
+    const struct lvk_attr a[] = {A_STR("auto_pad", "SAME_LOWER"), A_INTS("strides", 2, 2)};
+    const struct conv_ref r = {.group = 1, .sh = 2, .sw = 2, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 4, .ow = 4};
+    conv_run(4, (int64_t[]){1, 2, 7, 8}, (int64_t[]){3, 2, 3, 3}, true, a, 2, &r);
+}
+
+static void test_conv_auto_pad_valid(void **state)
+{
+    const struct lvk_attr a[] = {A_STR("auto_pad", "VALID")};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .oh = 5, .ow = 7};
+    conv_run(4, (int64_t[]){1, 2, 7, 8}, (int64_t[]){3, 2, 3, 2}, false, a, 1, &r);
+}
+
+static void test_conv_5x5_stride3(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 2, 2, 2, 2), A_INTS("strides", 3, 3),
+                                 A_INTS("kernel_shape", 5, 5)};
+    /* (17 + 4 - 5) / 3 + 1 = 6, (16 + 4 - 5) / 3 + 1 = 6 */
+    const struct conv_ref r = {.group = 1, .sh = 3, .sw = 3, .dh = 1, .dw = 1,
+                               .pt = 2, .pl = 2, .oh = 6, .ow = 6};
+    conv_run(4, (int64_t[]){1, 3, 17, 16}, (int64_t[]){4, 3, 5, 5}, true, a, 3, &r);
+}
+
+/* Batch 2, 13 input channels (a full block of 8 and a tail of 5 in the
+ * backward), odd map. */
+static void test_conv_batch2_odd(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1)};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 11, .ow = 9};
+    conv_run(4, (int64_t[]){2, 13, 11, 9}, (int64_t[]){7, 13, 3, 3}, true, a, 1, &r);
+}
+
+/* Enough pixels for several workgroups along x. */
+static void test_conv_large_map(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 0, 1, 2), A_INTS("strides", 1, 2)};
+    /* H: 40 + 2 - 3 + 1 = 40; W: (37 + 2 - 3) / 2 + 1 = 19 */
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 2, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 0, .oh = 40, .ow = 19};
+    conv_run(4, (int64_t[]){1, 2, 40, 37}, (int64_t[]){3, 2, 3, 3}, true, a, 2, &r);
+}
+
+static void test_conv_1d(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 2), A_INTS("strides", 2)};
+    /* (11 + 3 - 3) / 2 + 1 = 6 */
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 2, .dh = 1, .dw = 1, .pl = 1, .ow = 6};
+    conv_run(3, (int64_t[]){2, 3, 11}, (int64_t[]){4, 3, 3}, true, a, 2, &r);
+}
+
+/* ---- rejected attributes ---------------------------------------------------------- */
+
+/* Builds x -> Conv -> y by hand; finalize must fail with `want`. */
+static void conv_expect_fail(int nd, const int64_t *xs, const int64_t *ws,
+                             const struct lvk_attr *attrs, int nattrs, lvk_status want)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    struct lvk_shape xsh = shp(nd, xs), wsh = shp(nd, ws);
+    float *wdata = calloc((size_t)lvk_shape_count(&wsh), sizeof *wdata);
+    assert_non_null(wdata);
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(ctx, "conv_bad", &m), LVK_OK);
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xsh) >= 0);
+    assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &wsh, wdata) >= 0);
+    free(wdata);
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", (const char *const[]){"x", "w"}, 2,
+                                        (const char *const[]){"y"}, 1, attrs, nattrs),
+                     LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "y"), LVK_OK);
+    struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), want);
+    print_message("expected failure: %s\n", lvk_last_error());
+    assert_non_null(strstr(lvk_last_error(), "Conv"));
+    lvk_model_destroy(m);
+}
+
+static void test_conv_3d_unsupported(void **state)
+{
+    conv_expect_fail(5, (int64_t[]){1, 2, 4, 4, 4}, (int64_t[]){3, 2, 3, 3, 3}, NULL, 0,
+                     LVK_ERR_UNSUPPORTED);
+}
+
+static void test_conv_bad_auto_pad(void **state)
+{
+    const struct lvk_attr a[] = {A_STR("auto_pad", "SAME_MIDDLE")};
+    conv_expect_fail(4, (int64_t[]){1, 2, 5, 5}, (int64_t[]){3, 2, 3, 3}, a, 1,
+                     LVK_ERR_UNSUPPORTED);
+}
+
+static void test_conv_kernel_shape_mismatch(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("kernel_shape", 5, 5)};
+    conv_expect_fail(4, (int64_t[]){1, 2, 5, 5}, (int64_t[]){3, 2, 3, 3}, a, 1, LVK_ERR_FORMAT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_3x3_pad1),
+        cmocka_unit_test(test_conv_1x1),
+        cmocka_unit_test(test_conv_stride2_asymmetric_pads),
+        cmocka_unit_test(test_conv_dilation2),
+        cmocka_unit_test(test_conv_dilation2_stride2),
+        cmocka_unit_test(test_conv_groups2),
+        cmocka_unit_test(test_conv_groups3_wide),
+        cmocka_unit_test(test_conv_depthwise13),
+        cmocka_unit_test(test_conv_depthwise_stride2_multiplier2),
+        cmocka_unit_test(test_conv_auto_pad_same_upper),
+        cmocka_unit_test(test_conv_auto_pad_same_lower),
+        cmocka_unit_test(test_conv_auto_pad_valid),
+        cmocka_unit_test(test_conv_5x5_stride3),
+        cmocka_unit_test(test_conv_batch2_odd),
+        cmocka_unit_test(test_conv_large_map),
+        cmocka_unit_test(test_conv_1d),
+        cmocka_unit_test(test_conv_3d_unsupported),
+        cmocka_unit_test(test_conv_bad_auto_pad),
+        cmocka_unit_test(test_conv_kernel_shape_mismatch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
