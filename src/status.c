@@ -36,13 +36,13 @@ lvk_status lvk_fail(lvk_status s, const char *fmt, ...)
 
 void lvk_error_prefix(const char *fmt, ...)
 {
-    char prefix[512], old[sizeof g_msg];
+    char prefix[512], joined[sizeof prefix + sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s%s", prefix, old);
+    snprintf(joined, sizeof joined, "%s%s", prefix, g_msg);
+    snprintf(g_msg, sizeof g_msg, "%s", joined);
 }
 
 void *lvk_calloc(size_t n, size_t size)

@@ -87,7 +87,7 @@ struct lvk_value {
     struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
 };
 
-#define LVK_MAX_EXTRA 4
+#define LVK_MAX_EXTRA 8
 
 struct lvk_node {
     char *name;         /* ONNX node name, or its first output's name */

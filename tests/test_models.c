@@ -1,0 +1,297 @@
+/* Whole networks against independent references (skipped without
+ * ../shared): two ImageNet MobileNets with onnxruntime outputs for five
+ * photos, and a GoogLeNet with PyTorch activations and an input gradient.
+ * Agreement is measured relative to the largest reference magnitude of each
+ * tensor, as float32 engines differ by summation order only. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "io/lvk_io.h"
+#include "lucidvk/preproc.h"
+#include "support/op_harness.h"
+
+#define SHARED LVK_SOURCE_DIR "/../shared"
+static const double k_rel_tol = 1e-4;
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+/* max |got - want| / max |want| */
+static double rel_err(const float *got, const float *want, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs((double)got[i] - want[i]));
+    return e / fmax(max_abs(want, n), 1e-12);
+}
+
+static size_t count_of(lvk_model_t *m, const char *name, struct lvk_tensor_info *t)
+{
+    assert_int_equal(lvk_model_tensor_find(m, name, t), LVK_OK);
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= (size_t)t->shape[d];
+    return n;
+}
+
+static void check_mobilenet(const char *model_name)
+{
+    char path[512], ref_path[512];
+    snprintf(path, sizeof path, SHARED "/models/%s.onnx", model_name);
+    snprintf(ref_path, sizeof ref_path, SHARED "/models/%s.reference.json", model_name);
+    if (!exists(path) || !exists(ref_path)) {
+        printf("skipped: %s not found (the shared reference data is absent)\n", path);
+        skip();
+    }
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    struct lvk_json *ref;
+    assert_int_equal(lvk_json_read(ref_path, &ref), LVK_OK);
+    const struct lvk_json *images = lvk_json_get(ref, "images");
+    assert_non_null(images);
+    const struct lvk_json *first = images->child;
+    const struct lvk_json *inter = lvk_json_get(first, "intermediate");
+
+    /* Request the logits and every listed intermediate. */
+    const char *outs[32];
+    int nouts = 0;
+    outs[nouts++] = "logits";
+    for (const struct lvk_json *t = inter->child; t && nouts < 32; t = t->next)
+        outs[nouts++] = t->key;
+    struct lvk_model_opts mo = {.outputs = outs, .noutputs = nouts};
+    lvk_model_t *m;
+    if (lvk_model_load(ctx, path, &mo, &m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    struct lvk_preproc pp;
+    lvk_preproc_default(&pp);
+    pp.lo = -1;
+    pp.hi = 1;
+
+    double worst_logit = 0, worst_inter = 0;
+    for (const struct lvk_json *im = images->child; im; im = im->next) {
+        char png[512];
+        snprintf(png, sizeof png, SHARED "/images/%s", im->key);
+        struct lvk_image img;
+        assert_int_equal(lvk_png_read(png, 3, &img), LVK_OK);
+        lvk_preproc_apply(&pp, img.data, 3, img.h, img.w);
+        assert_int_equal(lvk_model_set_input(m, lvk_model_input_name(m), img.data, (size_t)3 * img.h * img.w), LVK_OK);
+        lvk_image_free(&img);
+        if (lvk_model_forward(m) != LVK_OK)
+            fail_msg("%s", lvk_last_error());
+
+        struct lvk_tensor_info t;
+        const struct lvk_json *jl = lvk_json_get(im, "logits");
+        size_t n = count_of(m, "logits", &t);
+        assert_int_equal(n, jl->count);
+        float *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+        assert_int_equal(lvk_model_read(m, "logits", got, n), LVK_OK);
+        for (size_t i = 0; i < n; i++)
+            want[i] = (float)lvk_json_at(jl, i)->number;
+        double e = rel_err(got, want, n);
+        worst_logit = fmax(worst_logit, e);
+        if (e > k_rel_tol)
+            fail_msg("%s %s: logits differ by %.3g relative", model_name, im->key, e);
+        /* Top-1 must match the reference's. */
+        size_t top = 0, rtop = 0;
+        for (size_t i = 1; i < n; i++) {
+            if (got[i] > got[top]) top = i;
+            if (want[i] > want[rtop]) rtop = i;
+        }
+        assert_int_equal(top, rtop);
+        free(got);
+        free(want);
+
+        for (const struct lvk_json *ti = lvk_json_get(im, "intermediate")->child; ti; ti = ti->next) {
+            size_t k = count_of(m, ti->key, &t);
+            float *a = malloc(k * sizeof *a);
+            assert_int_equal(lvk_model_read(m, ti->key, a, k), LVK_OK);
+            const struct lvk_json *full = lvk_json_get(ti, "data");
+            if (full) {
+                /* Small tensors come whole. */
+                assert_int_equal(full->count, k);
+                float *want = malloc(k * sizeof *want);
+                for (size_t i = 0; i < k; i++)
+                    want[i] = (float)lvk_json_at(full, i)->number;
+                double e = rel_err(a, want, k);
+                worst_inter = fmax(worst_inter, e);
+                if (e > k_rel_tol)
+                    fail_msg("%s %s: tensor %s differs by %.3g relative", model_name, im->key, ti->key, e);
+                free(want);
+                free(a);
+                continue;
+            }
+            double mean = 0, sq = 0, mn = INFINITY, mx = -INFINITY;
+            for (size_t i = 0; i < k; i++) {
+                mean += a[i];
+                mn = fmin(mn, a[i]);
+                mx = fmax(mx, a[i]);
+            }
+            mean /= (double)k;
+            for (size_t i = 0; i < k; i++)
+                sq += (a[i] - mean) * (a[i] - mean);
+            double stdv = sqrt(sq / (double)k);
+            double rmin = lvk_json_get(ti, "min")->number, rmax = lvk_json_get(ti, "max")->number;
+            double scale = fmax(fabs(rmin), fabs(rmax));
+            double errs[4] = {fabs(mean - lvk_json_get(ti, "mean")->number),
+                              fabs(stdv - lvk_json_get(ti, "std")->number),
+                              fabs(mn - rmin), fabs(mx - rmax)};
+            const struct lvk_json *f16 = lvk_json_get(ti, "first16");
+            double e16 = 0;
+            for (size_t i = 0; i < f16->count && i < k; i++)
+                e16 = fmax(e16, fabs(a[i] - lvk_json_at(f16, i)->number));
+            double worst = e16;
+            for (int q = 0; q < 4; q++)
+                worst = fmax(worst, errs[q]);
+            worst /= scale;
+            worst_inter = fmax(worst_inter, worst);
+            if (worst > k_rel_tol)
+                fail_msg("%s %s: tensor %s differs by %.3g relative (mean %.6g std %.6g min %.6g max %.6g)",
+                         model_name, im->key, ti->key, worst, mean, stdv, mn, mx);
+            free(a);
+        }
+    }
+    printf("%s: worst relative difference: logits %.2e, intermediates %.2e\n", model_name,
+           worst_logit, worst_inter);
+    lvk_model_destroy(m);
+    lvk_json_free(ref);
+    lvk_test_assert_no_validation();
+}
+
+static void test_mobilenet_v2(void **state) { check_mobilenet("mobilenet_v2_1.0_224"); }
+static void test_mobilenet_v1(void **state) { check_mobilenet("mobilenet_v1_0.25_224"); }
+
+static void read_npy(const char *name, struct lvk_npy *a)
+{
+    char path[512];
+    snprintf(path, sizeof path, SHARED "/torch/%s", name);
+    if (lvk_npy_read(path, a) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+}
+
+/* GoogLeNet: logits, inception4d, and d mean(inception4d[:, 0]) / d input,
+ * all against PyTorch. */
+static void test_googlenet_torch(void **state)
+{
+    const char *path = SHARED "/torch/googlenet_random.onnx";
+    if (!exists(path)) {
+        printf("skipped: %s not found (the shared reference data is absent)\n", path);
+        skip();
+    }
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    struct lvk_npy x, logits, i4d, grad;
+    read_npy("ref_input_1x3x224x224.npy", &x);
+    read_npy("ref_googlenet_logits.npy", &logits);
+    read_npy("ref_googlenet_inception4d.npy", &i4d);
+    read_npy("ref_googlenet_inception4d_ch0_grad_input.npy", &grad);
+    const char *outs[] = {"logits", "inception4d"};
+    struct lvk_model_opts mo = {.outputs = outs, .noutputs = 2, .gradients = 1};
+    lvk_model_t *m;
+    if (lvk_model_load(ctx, path, &mo, &m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    assert_int_equal(lvk_model_set_input(m, lvk_model_input_name(m), x.data, x.count), LVK_OK);
+    if (lvk_model_forward(m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    float *got = malloc(i4d.count * sizeof *got);
+    assert_int_equal(lvk_model_read(m, "logits", got, logits.count), LVK_OK);
+    double el = rel_err(got, logits.data, logits.count);
+    assert_int_equal(lvk_model_read(m, "inception4d", got, i4d.count), LVK_OK);
+    double ea = rel_err(got, i4d.data, i4d.count);
+
+    /* Seed: the mean over batch and positions of channel 0. */
+    float *seed = calloc(i4d.count, sizeof *seed), *g = malloc(x.count * sizeof *g);
+    size_t hw = (size_t)(i4d.shape[2] * i4d.shape[3]);
+    for (size_t k = 0; k < hw; k++)
+        seed[k] = 1.0f / (float)hw;
+    if (lvk_model_backward(m, "inception4d", seed, i4d.count, g, x.count) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    double eg = rel_err(g, grad.data, grad.count);
+    printf("googlenet: relative difference: logits %.2e, inception4d %.2e, input gradient %.2e\n",
+           el, ea, eg);
+    if (el > k_rel_tol || ea > k_rel_tol || eg > k_rel_tol)
+        fail_msg("googlenet differs from PyTorch beyond %.0e", k_rel_tol);
+    free(got);
+    free(seed);
+    free(g);
+    lvk_npy_free(&x);
+    lvk_npy_free(&logits);
+    lvk_npy_free(&i4d);
+    lvk_npy_free(&grad);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
+/* A batch of two runs each image as a batch of one does. */
+static void test_batch_override(void **state)
+{
+    const char *path = SHARED "/models/mobilenet_v1_0.25_224.onnx";
+    if (!exists(path)) {
+        printf("skipped: %s not found\n", path);
+        skip();
+    }
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    const char *names[2] = {"parrot.png", "coffee.png"};
+    size_t per = 3 * 224 * 224;
+    float *x = malloc(2 * per * sizeof *x);
+    struct lvk_preproc pp;
+    lvk_preproc_default(&pp);
+    for (int i = 0; i < 2; i++) {
+        char png[512];
+        snprintf(png, sizeof png, SHARED "/images/%s", names[i]);
+        struct lvk_image img;
+        assert_int_equal(lvk_png_read(png, 3, &img), LVK_OK);
+        memcpy(x + i * per, img.data, per * sizeof *x);
+        lvk_image_free(&img);
+    }
+    const char *outs[] = {"logits"};
+    float one[2][1000], two[2000];
+    for (int b = 1; b <= 2; b++) {
+        struct lvk_model_opts mo = {.batch = b, .outputs = outs, .noutputs = 1};
+        lvk_model_t *m;
+        if (lvk_model_load(ctx, path, &mo, &m) != LVK_OK)
+            fail_msg("%s", lvk_last_error());
+        for (int i = 0; i < 3 - b; i++) {
+            assert_int_equal(lvk_model_set_input(m, "input", x + (b == 1 ? i * per : 0), b * per), LVK_OK);
+            assert_int_equal(lvk_model_forward(m), LVK_OK);
+            assert_int_equal(lvk_model_read(m, "logits", b == 1 ? one[i] : two, (size_t)b * 1000), LVK_OK);
+        }
+        lvk_model_destroy(m);
+    }
+    assert_true(rel_err(two, one[0], 1000) < 1e-5);
+    assert_true(rel_err(two + 1000, one[1], 1000) < 1e-5);
+    free(x);
+    lvk_test_assert_no_validation();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mobilenet_v2),
+        cmocka_unit_test(test_mobilenet_v1),
+        cmocka_unit_test(test_googlenet_torch),
+        cmocka_unit_test(test_batch_override),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
