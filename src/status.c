@@ -42,7 +42,12 @@ void lvk_error_prefix(const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     snprintf(joined, sizeof joined, "%s%s", prefix, g_msg);
-    snprintf(g_msg, sizeof g_msg, "%s", joined);
+    /* Truncation is intended: the start of a message says the most. */
+    size_t n = strlen(joined);
+    if (n >= sizeof g_msg)
+        n = sizeof g_msg - 1;
+    memcpy(g_msg, joined, n);
+    g_msg[n] = 0;
 }
 
 void *lvk_calloc(size_t n, size_t size)
