@@ -77,11 +77,20 @@ fail:
     return st;
 }
 
+static void release_views(struct lvk_cmd *cmd)
+{
+    for (int i = 0; i < cmd->nviews; i++)
+        vkDestroyBufferView(cmd->ctx->device, cmd->views[i], NULL);
+    cmd->nviews = 0;
+}
+
 void lvk_cmd_destroy(struct lvk_cmd *cmd)
 {
     if (!cmd)
         return;
     struct lvk_ctx *ctx = cmd->ctx;
+    release_views(cmd);
+    free(cmd->views);
     for (int i = 0; i < cmd->npools; i++)
         vkDestroyDescriptorPool(ctx->device, cmd->pools[i], NULL);
     free(cmd->pools);
@@ -97,6 +106,7 @@ lvk_status lvk_cmd_begin(struct lvk_cmd *cmd)
 {
     struct lvk_ctx *ctx = cmd->ctx;
     LVK_VK_CHECK(vkResetCommandBuffer(cmd->cb, 0));
+    release_views(cmd);
     for (int i = 0; i < cmd->npools; i++)
         LVK_VK_CHECK(vkResetDescriptorPool(ctx->device, cmd->pools[i], 0));
     /* Keep one pool for reuse, release the rest. */
@@ -163,6 +173,36 @@ static void timestamp(struct lvk_cmd *cmd, const char *label)
     cmd->nqueries++;
 }
 
+static lvk_status texel_view(struct lvk_cmd *cmd, const struct lvk_bind *b, VkBufferView *out)
+{
+    struct lvk_ctx *ctx = cmd->ctx;
+    VkFormat format = b->format ? b->format : VK_FORMAT_R32G32B32A32_SFLOAT;
+    VkDeviceSize range = b->range ? b->range : b->buf->size - b->offset;
+    VkDeviceSize texel = format == VK_FORMAT_R32G32B32A32_SFLOAT ? 16 : 4;
+    range -= range % texel;
+    if (range / texel > ctx->limits.maxTexelBufferElements)
+        return lvk_fail(LVK_ERR_UNSUPPORTED, "a texel view of %llu texels exceeds the device's %u",
+                        (unsigned long long)(range / texel), ctx->limits.maxTexelBufferElements);
+    if (cmd->nviews == cmd->cap_views) {
+        int cap = cmd->cap_views ? 2 * cmd->cap_views : 64;
+        VkBufferView *nv = realloc(cmd->views, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+        cmd->views = nv;
+        cmd->cap_views = cap;
+    }
+    VkBufferViewCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+        .buffer = b->buf->buf,
+        .format = format,
+        .offset = b->offset,
+        .range = range,
+    };
+    LVK_VK_CHECK(vkCreateBufferView(ctx->device, &ci, NULL, out));
+    cmd->views[cmd->nviews++] = *out;
+    return LVK_OK;
+}
+
 lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
                             const struct lvk_bind *binds, uint32_t nbinds,
                             const void *push, uint32_t push_size,
@@ -197,23 +237,28 @@ lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
     cmd->sets_left--;
 
     VkDescriptorBufferInfo infos[LVK_MAX_BINDINGS];
+    VkBufferView views[LVK_MAX_BINDINGS];
     VkWriteDescriptorSet writes[LVK_MAX_BINDINGS];
     for (uint32_t i = 0; i < nbinds; i++) {
         LVK_ASSERT(binds[i].buf && binds[i].buf->buf);
-        LVK_ASSERT(p->types[i] == VK_DESCRIPTOR_TYPE_STORAGE_BUFFER);
-        infos[i] = (VkDescriptorBufferInfo){
-            .buffer = binds[i].buf->buf,
-            .offset = binds[i].offset,
-            .range = binds[i].range ? binds[i].range : VK_WHOLE_SIZE,
-        };
         writes[i] = (VkWriteDescriptorSet){
             .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
             .dstSet = set,
             .dstBinding = i,
             .descriptorCount = 1,
             .descriptorType = p->types[i],
-            .pBufferInfo = &infos[i],
         };
+        if (p->types[i] == VK_DESCRIPTOR_TYPE_STORAGE_BUFFER) {
+            infos[i] = (VkDescriptorBufferInfo){
+                .buffer = binds[i].buf->buf,
+                .offset = binds[i].offset,
+                .range = binds[i].range ? binds[i].range : VK_WHOLE_SIZE,
+            };
+            writes[i].pBufferInfo = &infos[i];
+        } else {
+            LVK_CHECK(texel_view(cmd, &binds[i], &views[i]));
+            writes[i].pTexelBufferView = &views[i];
+        }
     }
     vkUpdateDescriptorSets(ctx->device, nbinds, writes, 0, NULL);
     vkCmdBindPipeline(cmd->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);

@@ -179,7 +179,7 @@ static void describe(VkPhysicalDevice pd, int index, struct lvk_device_info *inf
     snprintf(info->name, sizeof info->name, "%s", p->deviceName);
     info->type = map_type(p->deviceType);
     if (base.apiVersion >= VK_API_VERSION_1_2)
-        snprintf(info->driver, sizeof info->driver, "%s %s", drv.driverName, drv.driverInfo);
+        snprintf(info->driver, sizeof info->driver, "%.120s %.120s", drv.driverName, drv.driverInfo);
     else
         snprintf(info->driver, sizeof info->driver, "driver version 0x%x", p->driverVersion);
     *driver_id = base.apiVersion >= VK_API_VERSION_1_2 ? drv.driverID : 0;

@@ -150,6 +150,10 @@ struct lvk_cmd {
     VkQueryPool query_pool;
     uint32_t nqueries, max_queries;
     const char **labels;     /* label of dispatch i (static strings) */
+    /* Texel-buffer views the recorded dispatches bind; they live as long as
+     * the recording. */
+    VkBufferView *views;
+    int nviews, cap_views;
 };
 
 lvk_status lvk_cmd_create(struct lvk_ctx *ctx, bool timestamps, struct lvk_cmd **out);
@@ -160,10 +164,15 @@ lvk_status lvk_cmd_end(struct lvk_cmd *cmd);
 /* Submits the recording and waits for it to finish. */
 lvk_status lvk_cmd_submit(struct lvk_cmd *cmd);
 
-/* A descriptor: the whole buffer, or [offset, offset+range) of it. */
+/* A descriptor: the whole buffer, or [offset, offset+range) of it. Shaders
+ * that declare a texel buffer (imageBuffer / samplerBuffer) at a binding get
+ * a view of that range in `format` (0 = VK_FORMAT_R32G32B32A32_SFLOAT);
+ * lavapipe vectorises texel loads where it does not vectorise SSBO loads.
+ * A texel view holds at most maxTexelBufferElements texels. */
 struct lvk_bind {
     const struct lvk_buf *buf;
     VkDeviceSize offset, range; /* range 0 = to the end */
+    VkFormat format;
 };
 
 /* Records one dispatch of `groups` workgroups, then a barrier that makes its
