@@ -25,7 +25,6 @@ static const struct {
     const char *pattern, *reason;
 } k_excluded[] = {
     {"pool_3d", "3-D (volumetric) pooling: lucid-vk handles 2-D images"},
-    {"pool_1d", "1-D pooling: lucid-vk handles 2-D images"},
     {"test_maxpool_with_argmax", "MaxPool's Indices output is not supported"},
     {"test_dropout_default_mask", "Dropout's mask output is not supported"},
     {"test_dropout_default_ratio", "Dropout in training mode (random) is not supported"},
