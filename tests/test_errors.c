@@ -1,0 +1,302 @@
+/* Bad input gets one clear message and a failure status, never a crash:
+ * corrupt and truncated ONNX files, unsupported ops, external data,
+ * non-float inputs, unresolvable shapes, unknown names, bad PNGs, a
+ * missing Vulkan driver. The models are built here with the protobuf-c
+ * bindings, so each case differs from a valid model in one way. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "io/lvk_io.h"
+#include "onnx.pb-c.h"
+#include "support/op_harness.h"
+
+enum flaw { OK, UNSUPPORTED_OP, EXTERNAL_DATA, INT_INPUT, SYMBOLIC_H, CUSTOM_DOMAIN };
+
+static char g_dir[256];
+
+/* A one-Conv model: x [1,3,8,8] -> Conv(3x3, 4 filters, pad 1) -> y, with
+ * one flaw. Returns the serialized bytes (malloc'd). */
+static uint8_t *make_model(enum flaw flaw, size_t *len)
+{
+    static float w[4 * 3 * 3 * 3];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        w[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+
+    Onnx__TensorProto weight = ONNX__TENSOR_PROTO__INIT;
+    int64_t wdims[] = {4, 3, 3, 3};
+    weight.name = "w";
+    weight.n_dims = 4;
+    weight.dims = wdims;
+    weight.has_data_type = 1;
+    weight.data_type = 1;
+    weight.has_raw_data = 1;
+    weight.raw_data.data = (uint8_t *)w;
+    weight.raw_data.len = sizeof w;
+    Onnx__StringStringEntryProto loc = ONNX__STRING_STRING_ENTRY_PROTO__INIT, *locs[1] = {&loc};
+    if (flaw == EXTERNAL_DATA) {
+        loc.key = "location";
+        loc.value = "weights.bin";
+        weight.has_raw_data = 0;
+        weight.has_data_location = 1;
+        weight.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+        weight.n_external_data = 1;
+        weight.external_data = locs;
+    }
+
+    Onnx__TensorShapeProto__Dimension d[4], *dp[4];
+    int64_t xdims[] = {1, 3, 8, 8};
+    for (int i = 0; i < 4; i++) {
+        onnx__tensor_shape_proto__dimension__init(&d[i]);
+        d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        d[i].dim_value = xdims[i];
+        dp[i] = &d[i];
+    }
+    if (flaw == SYMBOLIC_H) {
+        d[2].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+        d[2].dim_param = "height";
+    }
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    shape.n_dim = 4;
+    shape.dim = dp;
+    Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt.has_elem_type = 1;
+    tt.elem_type = flaw == INT_INPUT ? 7 : 1;
+    tt.shape = &shape;
+    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
+    type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type.tensor_type = &tt;
+    Onnx__ValueInfoProto in = ONNX__VALUE_INFO_PROTO__INIT, out = ONNX__VALUE_INFO_PROTO__INIT;
+    in.name = "x";
+    in.type = &type;
+    out.name = "y";
+
+    Onnx__AttributeProto pads = ONNX__ATTRIBUTE_PROTO__INIT, *attrs[1] = {&pads};
+    int64_t padv[] = {1, 1, 1, 1};
+    pads.name = "pads";
+    pads.has_type = 1;
+    pads.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    pads.n_ints = 4;
+    pads.ints = padv;
+    char *node_in[] = {"x", "w"}, *node_out[] = {"y"};
+    Onnx__NodeProto node = ONNX__NODE_PROTO__INIT, *nodes[1] = {&node};
+    node.name = "conv1";
+    node.op_type = flaw == UNSUPPORTED_OP ? "NonMaxSuppression" : "Conv";
+    if (flaw == CUSTOM_DOMAIN)
+        node.domain = "com.example";
+    node.n_input = 2;
+    node.input = node_in;
+    node.n_output = 1;
+    node.output = node_out;
+    node.n_attribute = 1;
+    node.attribute = attrs;
+
+    Onnx__TensorProto *inits[1] = {&weight};
+    Onnx__ValueInfoProto *ins[1] = {&in}, *outs[1] = {&out};
+    Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+    g.name = "test";
+    g.n_node = 1;
+    g.node = nodes;
+    g.n_initializer = 1;
+    g.initializer = inits;
+    g.n_input = 1;
+    g.input = ins;
+    g.n_output = 1;
+    g.output = outs;
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT, *opsets[1] = {&opset};
+    opset.domain = "";
+    opset.has_version = 1;
+    opset.version = 13;
+    Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+    mp.has_ir_version = 1;
+    mp.ir_version = 7;
+    mp.n_opset_import = 1;
+    mp.opset_import = opsets;
+    mp.graph = &g;
+    *len = onnx__model_proto__get_packed_size(&mp);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(&mp, buf);
+    return buf;
+}
+
+static const char *write_model(const char *name, enum flaw flaw, size_t keep)
+{
+    static char path[512];
+    size_t len;
+    uint8_t *buf = make_model(flaw, &len);
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    assert_int_equal(lvk_write_file_atomic(path, buf, keep ? keep : len), LVK_OK);
+    free(buf);
+    return path;
+}
+
+/* Loads and expects status `want` with every `needle` in the message. */
+static void expect_load(const char *path, const struct lvk_model_opts *opts, lvk_status want, ...)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    lvk_model_t *m = NULL;
+    lvk_status st = lvk_model_load(ctx, path, opts, &m);
+    if (st != want)
+        fail_msg("%s: status %s, expected %s (%s)", path, lvk_status_str(st), lvk_status_str(want),
+                 lvk_last_error());
+    va_list ap;
+    va_start(ap, want);
+    for (const char *needle; (needle = va_arg(ap, const char *));)
+        if (!strstr(lvk_last_error(), needle))
+            fail_msg("message '%s' lacks '%s'", lvk_last_error(), needle);
+    va_end(ap);
+    if (want != LVK_OK)
+        assert_null(m);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
+static void test_valid_model_loads(void **state)
+{
+    expect_load(write_model("ok.onnx", OK, 0), NULL, LVK_OK, NULL);
+}
+
+static void test_corrupt(void **state)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/garbage.onnx", g_dir);
+    const char junk[] = "\x0a\xff\xff\xff\xff\x0fthis is not a model";
+    assert_int_equal(lvk_write_file_atomic(path, junk, sizeof junk), LVK_OK);
+    expect_load(path, NULL, LVK_ERR_FORMAT, "garbage.onnx", "not a valid ONNX model", NULL);
+    snprintf(path, sizeof path, "%s/empty.onnx", g_dir);
+    assert_int_equal(lvk_write_file_atomic(path, "", 0), LVK_OK);
+    expect_load(path, NULL, LVK_ERR_FORMAT, "empty.onnx", NULL);
+}
+
+static void test_truncated(void **state)
+{
+    size_t len;
+    free(make_model(OK, &len));
+    /* Cut inside the weights, and inside the graph's last field. */
+    expect_load(write_model("cut1.onnx", OK, len / 2), NULL, LVK_ERR_FORMAT, "cut1.onnx", NULL);
+    expect_load(write_model("cut2.onnx", OK, len - 3), NULL, LVK_ERR_FORMAT, "cut2.onnx", NULL);
+}
+
+static void test_missing_file(void **state)
+{
+    expect_load("/nonexistent/model.onnx", NULL, LVK_ERR_IO, "/nonexistent/model.onnx", NULL);
+}
+
+static void test_unsupported_op(void **state)
+{
+    expect_load(write_model("nms.onnx", UNSUPPORTED_OP, 0), NULL, LVK_ERR_UNSUPPORTED, "nms.onnx",
+                "conv1", "NonMaxSuppression", "Supported ops:", "Conv", NULL);
+    expect_load(write_model("domain.onnx", CUSTOM_DOMAIN, 0), NULL, LVK_ERR_UNSUPPORTED, "com.example",
+                NULL);
+}
+
+static void test_external_data(void **state)
+{
+    expect_load(write_model("ext.onnx", EXTERNAL_DATA, 0), NULL, LVK_ERR_UNSUPPORTED, "ext.onnx", "'w'",
+                "external data", NULL);
+}
+
+static void test_int_input(void **state)
+{
+    expect_load(write_model("int.onnx", INT_INPUT, 0), NULL, LVK_ERR_UNSUPPORTED, "'x'", "int64", NULL);
+}
+
+static void test_symbolic_shape(void **state)
+{
+    const char *path = write_model("sym.onnx", SYMBOLIC_H, 0);
+    expect_load(path, NULL, LVK_ERR_UNSUPPORTED, "'x'", "height", NULL);
+    struct lvk_model_opts o = {.height = 8, .width = 8};
+    expect_load(path, &o, LVK_OK, NULL);
+}
+
+static void test_unknown_tensor(void **state)
+{
+    const char *outs[] = {"conv9"};
+    struct lvk_model_opts o = {.outputs = outs, .noutputs = 1};
+    expect_load(write_model("ok.onnx", OK, 0), &o, LVK_ERR_NOT_FOUND, "conv9", NULL);
+}
+
+/* Runs the lucidvk command with extra environment; returns its exit status
+ * and its stderr in err. */
+static int run_cli(const char *env, const char *args, char *err, size_t errlen)
+{
+    char cmd[2048], errpath[512];
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
+    snprintf(cmd, sizeof cmd, "%s %s/lucidvk %s >/dev/null 2>%s", env, LVK_BINARY_DIR, args, errpath);
+    int rc = system(cmd);
+    FILE *f = fopen(errpath, "r");
+    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+    err[n] = 0;
+    if (f)
+        fclose(f);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static void test_cli_no_device(void **state)
+{
+    char err[4096];
+    /* No driver manifest at all: what a machine without any Vulkan driver sees. */
+    int rc = run_cli("VK_ICD_FILENAMES=/nonexistent.json VK_DRIVER_FILES=/nonexistent.json", "devices",
+                     err, sizeof err);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(err, "mesa-vulkan-drivers"))
+        fail_msg("stderr lacks the lavapipe hint: %s", err);
+    assert_null(strstr(err, "Segmentation"));
+}
+
+static void test_cli_bad_inputs(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    char err[4096], args[1024], png[512];
+    const char *model = write_model("ok.onnx", OK, 0);
+    snprintf(png, sizeof png, "%s/bad.png", g_dir);
+    assert_int_equal(lvk_write_file_atomic(png, "\x89PNG\r\n\x1a\nnot really", 18), LVK_OK);
+    snprintf(args, sizeof args, "forward %s --input %s -o %s/out", model, png, g_dir);
+    assert_int_equal(run_cli("", args, err, sizeof err), 1);
+    if (!strstr(err, "bad.png"))
+        fail_msg("stderr does not name the PNG: %s", err);
+
+    snprintf(png, sizeof png, "%s/ok.png", g_dir);
+    struct lvk_image img;
+    assert_int_equal(lvk_image_alloc(&img, 8, 8, 3), LVK_OK);
+    assert_int_equal(lvk_png_write(png, &img), LVK_OK);
+    lvk_image_free(&img);
+    snprintf(args, sizeof args, "forward %s --input %s --grad-of y:9 -o %s/out", model, png, g_dir);
+    assert_int_equal(run_cli("", args, err, sizeof err), 1);
+    if (!strstr(err, "channel 9 out of range") || !strstr(err, "4 channels"))
+        fail_msg("stderr: %s", err);
+    snprintf(args, sizeof args, "forward %s --input %s --tensor nope -o %s/out", model, png, g_dir);
+    assert_int_equal(run_cli("", args, err, sizeof err), 1);
+    if (!strstr(err, "nope"))
+        fail_msg("stderr: %s", err);
+    snprintf(args, sizeof args, "classify %s/missing.onnx %s", g_dir, png);
+    assert_int_equal(run_cli("", args, err, sizeof err), 1);
+    if (!strstr(err, "missing.onnx"))
+        fail_msg("stderr: %s", err);
+    assert_int_equal(run_cli("", "frobnicate", err, sizeof err), 2);
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "%s/test_errors.d", LVK_BINARY_DIR);
+    mkdir(g_dir, 0755);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_model_loads), cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_truncated),         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_unsupported_op),    cmocka_unit_test(test_external_data),
+        cmocka_unit_test(test_int_input),         cmocka_unit_test(test_symbolic_shape),
+        cmocka_unit_test(test_unknown_tensor),    cmocka_unit_test(test_cli_no_device),
+        cmocka_unit_test(test_cli_bad_inputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
