@@ -184,21 +184,6 @@ static lvk_status plan_for(struct lvk_fft *f, const struct lvk_buf *spectrum,
     return LVK_OK;
 }
 
-/* The barrier lvk_cmd_dispatch emits (src/vk/cmd.c): every compute and
- * transfer write so far before every later compute and transfer access, so
- * the transform's output is visible to whatever the caller records next. */
-static void barrier(struct lvk_cmd *cmd)
-{
-    VkMemoryBarrier mb = {
-        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-    };
-    VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-    vkCmdPipelineBarrier(cmd->cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
-}
-
 static lvk_status record(struct lvk_cmd *cmd, struct lvk_fft *f, const struct lvk_buf *spectrum,
                          const struct lvk_buf *real, int inverse)
 {
@@ -222,7 +207,7 @@ static lvk_status record(struct lvk_cmd *cmd, struct lvk_fft *f, const struct lv
     VkFFTResult r = VkFFTAppend(&p->app, inverse, &lp);
     if (r != VKFFT_SUCCESS)
         return vkfft_fail(r, inverse == 1 ? "C2R" : "R2C", f);
-    barrier(cmd);
+    lvk_cmd_barrier(cmd, inverse == 1 ? "fft_c2r" : "fft_r2c");
     return LVK_OK;
 }
 

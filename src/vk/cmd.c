@@ -281,6 +281,13 @@ lvk_status lvk_cmd_dispatch_n(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
                             LVK_CEIL_DIV(nz, p->local[2]), label);
 }
 
+void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label)
+{
+    LVK_ASSERT(cmd->recording);
+    barrier(cmd);
+    timestamp(cmd, label);
+}
+
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value)
 {

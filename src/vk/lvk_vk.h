@@ -193,6 +193,10 @@ lvk_status lvk_cmd_dispatch_n(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
 #define LVK_BINDS(...) ((const struct lvk_bind[]){__VA_ARGS__})
 #define LVK_B(bufptr) {.buf = (bufptr)}
 
+/* Records the barrier every dispatch ends with, for work recorded directly
+ * on cmd->cb (VkFFT), and a timestamp labelled `label`. */
+void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label);
+
 /* Fills [offset, offset+size) with a 32-bit pattern (0 for zeroing
  * gradients), then a barrier. size VK_WHOLE_SIZE = to the end. */
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
