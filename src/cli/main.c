@@ -13,6 +13,7 @@ static const struct {
     {"info", cmd_info, "list a model's tensors (names, ops, shapes) and what to visualize"},
     {"classify", cmd_classify, "classify PNG images"},
     {"forward", cmd_forward, "write tensors and input gradients as .npy files"},
+    {"render", cmd_render, "feature visualization: optimise images so a unit fires"},
 };
 
 static void usage(FILE *f)

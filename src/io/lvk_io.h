@@ -54,6 +54,12 @@ lvk_status lvk_image_resize(const struct lvk_image *src, int w, int h, struct lv
 lvk_status lvk_image_alloc(struct lvk_image *img, int w, int h, int c);
 void lvk_image_free(struct lvk_image *img);
 
+/* Lays out `n` planar images (each c x h x w, consecutive in `images`) on a
+ * grid of `cols` columns (0: a near-square grid) with `gutter` pixels of
+ * value `bg` between and around them: a contact sheet. */
+lvk_status lvk_image_sheet(const float *images, int n, int c, int h, int w, int cols, int gutter,
+                           float bg, struct lvk_image *out);
+
 /* ---- numpy .npy ------------------------------------------------------------- */
 
 #define LVK_NPY_MAX_DIMS 8

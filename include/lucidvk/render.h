@@ -1,0 +1,70 @@
+/* Feature visualization: optimise a batch of images so that an objective on
+ * a model fires, as Lucid's render.render_vis does, with every step on the
+ * device. */
+#ifndef LUCIDVK_RENDER_H
+#define LUCIDVK_RENDER_H
+
+#include <stdint.h>
+
+#include "lucidvk/lucidvk.h"
+#include "lucidvk/preproc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum lvk_param_kind { LVK_PARAM_FFT, LVK_PARAM_PIXEL };
+
+struct lvk_render_opts {
+    const char *objective;   /* objective text (src/optvis/objective.h has the syntax) */
+    int batch;               /* images; 0: 1, or the highest @i / batch(i, ...) + 1 */
+    int size;                /* image side in pixels; 0: 128, or the model's input size
+                                when that is smaller */
+    int steps;               /* 0: 512 */
+    float lr;                /* Adam learning rate; 0: 0.05 */
+    uint64_t seed;
+    enum lvk_param_kind param;
+    float decay_power;       /* spectral decay; 0: 1 */
+    int no_decorrelate;      /* plain RGB instead of Lucid's decorrelated colour */
+    int no_transforms;       /* no jitter/scale/rotate */
+    int negative;            /* minimise instead of maximise */
+    int redirect_steps;      /* steps of Lucid's redirected ReLU gradient; -1: 16, 0: off */
+    struct lvk_preproc pre;  /* model input preprocessing */
+
+    /* Called every `progress_every` steps (0: never) with the mean objective
+     * value over the batch, and at the last step. */
+    int progress_every;
+    void (*progress)(void *user, int step, int steps, double value);
+    /* Called every `snapshot_every` steps (0: never) with the current images. */
+    int snapshot_every;
+    void (*snapshot)(void *user, int step, const float *images, int b, int c, int h, int w);
+    void *user;
+};
+
+struct lvk_render_result {
+    int batch, channels, height, width;
+    float *images;           /* [batch, channels, height, width] in [0,1], malloc'd */
+    float *initial;          /* the same at step 0 */
+    double *curve;           /* mean objective value before each step's update (steps
+                                entries; NAN where not read back) */
+    double *value_start;     /* [batch]: objective per image on the initial images */
+    double *value_end;       /* [batch]: after the last step */
+    int steps;
+    int net_height, net_width; /* size the network ran at */
+    double seconds;          /* optimisation loop only */
+    double setup_seconds;    /* loading, planning, first recording */
+};
+
+/* Renders. A model whose layers cannot run at `size` (a classifier head of
+ * fixed size) runs at its own input size and the image is resampled into it.
+ * Errors: unknown layer, channel out of range, bad objective syntax
+ * (lvk_last_error() names the column), and everything lvk_model_load
+ * reports. */
+lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_render_opts *opts,
+                      struct lvk_render_result *out);
+void lvk_render_result_free(struct lvk_render_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
