@@ -15,6 +15,28 @@ extern "C" {
 
 enum lvk_param_kind { LVK_PARAM_FFT, LVK_PARAM_PIXEL };
 
+/* A composite parameterization (Lucid's aligned / shared images): each
+ * image of the batch is a weighted sum of source images, before the colour
+ * transform. Sources are `nfft` spectral images, then `nlowres` low-resolution
+ * pixel images (size/lowres_div per side, bilinearly upsampled), then
+ * `npixel` pixel images, numbered in that order. Image b is
+ *     raw[b] = raw_scale * sum_k  w[b][k] * source[src[b][k]]
+ * and source j's gradient receives w[b][k] * d/d raw[b] only where
+ * grad[b][k] is set: a term with grad 0 is a stop-gradient. */
+#define LVK_LAYOUT_MAX_TERMS 8
+struct lvk_layout_term {
+    int src;
+    float w;
+    int grad;
+};
+struct lvk_param_layout {
+    int nfft, nlowres, npixel;
+    int lowres_div;          /* 0: 4 */
+    float raw_scale;         /* 0: 1 */
+    const int *nterms;                   /* [batch] */
+    const struct lvk_layout_term *terms; /* [batch][LVK_LAYOUT_MAX_TERMS] */
+};
+
 struct lvk_render_opts {
     const char *objective;   /* objective text (src/optvis/objective.h has the syntax) */
     int batch;               /* images; 0: 1, or the highest @i / batch(i, ...) + 1 */
@@ -24,6 +46,9 @@ struct lvk_render_opts {
     float lr;                /* Adam learning rate; 0: 0.05 */
     uint64_t seed;
     enum lvk_param_kind param;
+    /* NULL: image b is source b, of kind `param`. Else the batch size must
+     * be given and every image's terms listed. */
+    const struct lvk_param_layout *layout;
     float decay_power;       /* spectral decay; 0: 1 */
     int no_decorrelate;      /* plain RGB instead of Lucid's decorrelated colour */
     int no_transforms;       /* no jitter/scale/rotate */

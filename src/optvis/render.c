@@ -21,6 +21,7 @@
 #include "optvis/adam.h"
 #include "optvis/image_ops.h"
 #include "optvis/objective.h"
+#include "optvis/param_mix.h"
 #include "optvis/spectral.h"
 #include "optvis/transforms.h"
 
@@ -34,18 +35,28 @@ struct render {
     struct lvk_model *m;
     struct lvk_objective *obj;
     struct lvk_objective_gpu *og;
-    struct lvk_spectral *spec;
     struct lvk_transform *tf;
-    struct lvk_adam *adam;
-    /* raw, raw_grad, img, img_grad, t_img, t_img_grad, and for the pixel
-     * parameterisation param and param_grad. */
-    struct lvk_buf bufs[8];
+
+    /* Sources of the images (see struct lvk_param_layout): spectral images,
+     * low-resolution images upsampled, pixel images, each kind with its
+     * parameters, gradient and optimiser. Without a layout, image b is
+     * source b and raw aliases that source's buffer. */
+    struct lvk_param_layout identity;
+    const struct lvk_param_layout *layout;
+    struct lvk_param_mix *mix;       /* NULL for the identity layout */
+    struct lvk_spectral *spec;
+    int lowres_h, lowres_w;
+    struct lvk_adam *adam[3];        /* spectral, low-res, pixel parameters */
+
+    /* fft_raw, fft_raw_grad, low, low_grad, low_up, low_up_grad, pix,
+     * pix_grad, raw, raw_grad, img, img_grad, t_img, t_img_grad */
+    struct lvk_buf bufs[14];
     struct lvk_arena arena;
-    struct lvk_buf *raw, *raw_grad, *img, *img_grad, *t_img, *t_img_grad, *param, *param_grad;
-    uint32_t nparams;
+    struct lvk_buf *fft_raw, *fft_raw_grad, *low, *low_grad, *low_up, *low_up_grad, *pix, *pix_grad;
+    struct lvk_buf *raw, *raw_grad, *img, *img_grad, *t_img, *t_img_grad;
     struct lvk_value *input;
     struct lvk_cmd *step;   /* one optimisation step */
-    struct lvk_cmd *show;   /* param -> img only, for snapshots and the result */
+    struct lvk_cmd *show;   /* params -> img only, for snapshots and the result */
 };
 
 static double now(void)
@@ -59,7 +70,9 @@ static void render_free(struct render *r)
 {
     lvk_cmd_destroy(r->step);
     lvk_cmd_destroy(r->show);
-    lvk_adam_destroy(r->adam);
+    for (int i = 0; i < 3; i++)
+        lvk_adam_destroy(r->adam[i]);
+    lvk_param_mix_destroy(r->mix);
     lvk_transform_destroy(r->tf);
     lvk_spectral_destroy(r->spec);
     lvk_objective_gpu_destroy(r->og);
@@ -97,6 +110,8 @@ static lvk_status load_model(struct render *r, const char *path)
     return LVK_OK;
 }
 
+static lvk_status setup_sources(struct render *r);
+
 static lvk_status setup(struct render *r, const char *path)
 {
     struct lvk_render_opts *o = &r->o;
@@ -105,6 +120,8 @@ static lvk_status setup(struct render *r, const char *path)
     for (int i = 0; i < r->obj->nterms; i++)
         bound = LVK_MAX(bound, r->obj->terms[i].batch + 1);
     r->B = o->batch > 0 ? o->batch : LVK_MAX(bound, 1);
+    if (o->layout && o->batch <= 0)
+        return lvk_fail(LVK_ERR_INVALID_ARG, "a parameter layout needs the batch size");
     if (bound > r->B)
         return lvk_fail(LVK_ERR_INVALID_ARG, "objective binds image %d, but the batch has %d images",
                         bound - 1, r->B);
@@ -125,43 +142,7 @@ static lvk_status setup(struct render *r, const char *path)
     }
     LVK_CHECK(lvk_objective_bind(r->obj, r->m, r->B, r->C, r->Hn, r->Wn, &r->og));
 
-    /* Parameterisation and image buffers. */
-    VkDeviceSize img_bytes = (VkDeviceSize)r->B * r->C * r->H * r->W * 4;
-    VkDeviceSize t_bytes = (VkDeviceSize)r->B * r->C * r->Hn * r->Wn * 4;
-    VkDeviceSize raw_bytes = img_bytes;
-    if (o->param == LVK_PARAM_FFT) {
-        LVK_CHECK(lvk_spectral_create(r->ctx, (uint32_t)r->B, (uint32_t)r->C, (uint32_t)r->H,
-                                      (uint32_t)r->W, o->decay_power, o->seed, &r->spec));
-        raw_bytes = r->spec->raw_bytes;
-        r->nparams = r->spec->nparams;
-    } else {
-        r->nparams = (uint32_t)(img_bytes / 4);
-    }
-    VkDeviceSize sizes[8] = {raw_bytes, raw_bytes, img_bytes, img_bytes, t_bytes, t_bytes,
-                             o->param == LVK_PARAM_PIXEL ? img_bytes : 4,
-                             o->param == LVK_PARAM_PIXEL ? img_bytes : 4};
-    LVK_CHECK(lvk_arena_create(r->ctx, sizes, 8, r->bufs, &r->arena));
-    r->raw = &r->bufs[0];
-    r->raw_grad = &r->bufs[1];
-    r->img = &r->bufs[2];
-    r->img_grad = &r->bufs[3];
-    r->t_img = &r->bufs[4];
-    r->t_img_grad = &r->bufs[5];
-    if (o->param == LVK_PARAM_FFT) {
-        r->param = r->spec->param;
-        r->param_grad = r->spec->param_grad;
-    } else {
-        /* Pixels are the raw image itself: N(0, 0.01^2) before the sigmoid. */
-        r->param = r->raw = &r->bufs[6];
-        r->param_grad = r->raw_grad = &r->bufs[7];
-        float *init = malloc((size_t)r->nparams * sizeof *init);
-        if (!init)
-            return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
-        lvk_spectral_init_params(init, r->nparams, o->seed, 0.01);
-        lvk_status st = lvk_buf_upload(r->ctx, r->param, 0, init, img_bytes);
-        free(init);
-        LVK_CHECK(st);
-    }
+    LVK_CHECK(setup_sources(r));
 
     struct lvk_transform_cfg cfg;
     if (o->no_transforms)
@@ -170,18 +151,90 @@ static lvk_status setup(struct render *r, const char *path)
         lvk_transform_cfg_standard(&cfg);
     lvk_transform_cfg_scale_pixels(&cfg, LVK_MIN(r->H, r->W));
     struct lvk_affine_dims dims = {r->B, r->C, r->H, r->W, r->Hn, r->Wn};
-    LVK_CHECK(lvk_transform_create(r->ctx, &cfg, &dims, o->seed ^ 0x5eed, &r->tf));
+    return lvk_transform_create(r->ctx, &cfg, &dims, o->seed ^ 0x5eed, &r->tf);
+}
+
+static lvk_status init_normal(struct render *r, const struct lvk_buf *b, uint32_t n, uint64_t seed)
+{
+    float *init = malloc((size_t)n * sizeof *init);
+    if (!init)
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    lvk_spectral_init_params(init, n, seed, 0.01);
+    lvk_status st = lvk_buf_upload(r->ctx, b, 0, init, (VkDeviceSize)n * 4);
+    free(init);
+    return st;
+}
+
+/* Creates the sources, their optimisers and the image buffers. */
+static lvk_status setup_sources(struct render *r)
+{
+    const struct lvk_render_opts *o = &r->o;
+    r->layout = o->layout;
+    if (!r->layout) {
+        r->identity = (struct lvk_param_layout){
+            .nfft = o->param == LVK_PARAM_FFT ? r->B : 0,
+            .npixel = o->param == LVK_PARAM_PIXEL ? r->B : 0,
+        };
+        r->layout = &r->identity;
+    }
+    const struct lvk_param_layout *L = r->layout;
+    int div = L->lowres_div > 0 ? L->lowres_div : 4;
+    r->lowres_h = LVK_MAX(1, r->H / div);
+    r->lowres_w = LVK_MAX(1, r->W / div);
+    uint32_t plane = (uint32_t)(r->C * r->H * r->W);
     struct lvk_adam_opts ao;
     lvk_adam_opts_default(&ao);
     ao.lr = o->lr;
-    LVK_CHECK(lvk_adam_create(r->ctx, r->nparams, &ao, &r->adam));
+
+    VkDeviceSize img_bytes = (VkDeviceSize)r->B * plane * 4;
+    VkDeviceSize t_bytes = (VkDeviceSize)r->B * r->C * r->Hn * r->Wn * 4;
+    VkDeviceSize fft_bytes = 4, low_bytes = (VkDeviceSize)L->nlowres * r->C * r->lowres_h * r->lowres_w * 4;
+    VkDeviceSize low_up_bytes = (VkDeviceSize)L->nlowres * plane * 4, pix_bytes = (VkDeviceSize)L->npixel * plane * 4;
+    if (L->nfft) {
+        LVK_CHECK(lvk_spectral_create(r->ctx, (uint32_t)L->nfft, (uint32_t)r->C, (uint32_t)r->H,
+                                      (uint32_t)r->W, o->decay_power, o->seed, &r->spec));
+        fft_bytes = r->spec->raw_bytes;
+        LVK_CHECK(lvk_adam_create(r->ctx, r->spec->nparams, &ao, &r->adam[0]));
+    }
+    if (o->layout)
+        LVK_CHECK(lvk_param_mix_create(r->ctx, o->layout, r->B, plane, &r->mix));
+    VkDeviceSize sizes[14] = {fft_bytes, fft_bytes, low_bytes, low_bytes, low_up_bytes, low_up_bytes,
+                              pix_bytes, pix_bytes, r->mix ? img_bytes : 4, r->mix ? img_bytes : 4,
+                              img_bytes, img_bytes, t_bytes, t_bytes};
+    LVK_CHECK(lvk_arena_create(r->ctx, sizes, 14, r->bufs, &r->arena));
+    struct lvk_buf **named[14] = {&r->fft_raw, &r->fft_raw_grad, &r->low, &r->low_grad, &r->low_up,
+                                  &r->low_up_grad, &r->pix, &r->pix_grad, &r->raw, &r->raw_grad,
+                                  &r->img, &r->img_grad, &r->t_img, &r->t_img_grad};
+    for (int i = 0; i < 14; i++)
+        *named[i] = &r->bufs[i];
+    if (!r->mix) {
+        r->raw = L->nfft ? r->fft_raw : r->pix;
+        r->raw_grad = L->nfft ? r->fft_raw_grad : r->pix_grad;
+    }
+    /* Low-res and pixel sources start as N(0, 0.01^2), as Lucid's do; their
+     * seeds differ from the spectral one so the kinds are independent. */
+    if (L->nlowres) {
+        uint32_t n = (uint32_t)(low_bytes / 4);
+        LVK_CHECK(init_normal(r, r->low, n, o->seed + 1));
+        LVK_CHECK(lvk_adam_create(r->ctx, n, &ao, &r->adam[1]));
+    }
+    if (L->npixel) {
+        uint32_t n = (uint32_t)(pix_bytes / 4);
+        LVK_CHECK(init_normal(r, r->pix, n, o->seed + (L->nfft || L->nlowres ? 2 : 0)));
+        LVK_CHECK(lvk_adam_create(r->ctx, n, &ao, &r->adam[2]));
+    }
     return LVK_OK;
 }
 
 static lvk_status record_image(struct render *r, struct lvk_cmd *cmd)
 {
     if (r->spec)
-        LVK_CHECK(lvk_spectral_record_fwd(cmd, r->spec, r->raw));
+        LVK_CHECK(lvk_spectral_record_fwd(cmd, r->spec, r->fft_raw));
+    if (r->layout->nlowres)
+        LVK_CHECK(lvk_upsample_fwd(cmd, r->low_up, r->low, r->layout->nlowres * r->C, r->lowres_h,
+                                   r->lowres_w, r->H, r->W));
+    if (r->mix)
+        LVK_CHECK(lvk_param_mix_fwd(cmd, r->mix, r->raw, r->fft_raw, r->low_up, r->pix));
     return lvk_colour_fwd(cmd, r->img, r->raw, r->B, r->C, r->H, r->W, !r->o.no_decorrelate);
 }
 
@@ -193,10 +246,13 @@ static lvk_status record_step(struct render *r, struct lvk_cmd *cmd)
     LVK_CHECK(lvk_prep_fwd(cmd, r->input->buf, r->t_img, &r->o.pre, r->B, r->C, r->Hn, r->Wn));
     LVK_CHECK(lvk_graph_record_forward(r->m, cmd));
 
+    /* Every gradient this step accumulates into starts at zero. */
     lvk_graph_record_zero_grads(r->m, cmd);
-    const struct lvk_buf *zero[] = {r->t_img_grad, r->img_grad, r->raw_grad, r->param_grad};
+    const struct lvk_buf *zero[] = {r->t_img_grad, r->img_grad, r->raw_grad, r->fft_raw_grad,
+                                    r->low_grad, r->low_up_grad, r->pix_grad,
+                                    r->spec ? r->spec->param_grad : NULL};
     for (size_t i = 0; i < LVK_ARRAY_LEN(zero); i++)
-        if (i < 3 || zero[i] != zero[2])
+        if (zero[i])
             lvk_cmd_fill(cmd, zero[i], 0, VK_WHOLE_SIZE, 0);
     LVK_CHECK(lvk_objective_record_seed(cmd, r->og, sign));
     LVK_CHECK(lvk_graph_record_backward(r->m, cmd));
@@ -206,10 +262,21 @@ static lvk_status record_step(struct render *r, struct lvk_cmd *cmd)
     LVK_CHECK(lvk_transform_record_bwd(cmd, r->tf, r->img_grad, r->t_img_grad));
     LVK_CHECK(lvk_colour_bwd(cmd, r->raw_grad, r->img_grad, r->img, r->B, r->C, r->H, r->W,
                              !r->o.no_decorrelate));
+    if (r->mix)
+        LVK_CHECK(lvk_param_mix_bwd(cmd, r->mix, r->fft_raw_grad, r->low_up_grad, r->pix_grad, r->raw_grad));
+    if (r->layout->nlowres)
+        LVK_CHECK(lvk_upsample_bwd(cmd, r->low_grad, r->low_up_grad, r->layout->nlowres * r->C,
+                                   r->lowres_h, r->lowres_w, r->H, r->W));
     if (r->spec)
-        LVK_CHECK(lvk_spectral_record_bwd(cmd, r->spec, r->raw_grad));
+        LVK_CHECK(lvk_spectral_record_bwd(cmd, r->spec, r->fft_raw_grad));
     /* Adam ascends the gradient of sign * objective. */
-    return lvk_adam_record(cmd, r->adam, r->param, r->param_grad);
+    if (r->adam[0])
+        LVK_CHECK(lvk_adam_record(cmd, r->adam[0], r->spec->param, r->spec->param_grad));
+    if (r->adam[1])
+        LVK_CHECK(lvk_adam_record(cmd, r->adam[1], r->low, r->low_grad));
+    if (r->adam[2])
+        LVK_CHECK(lvk_adam_record(cmd, r->adam[2], r->pix, r->pix_grad));
+    return LVK_OK;
 }
 
 static lvk_status record_all(struct render *r)
@@ -278,7 +345,9 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
         else if (step == r.o.redirect_steps + 1)
             st = lvk_graph_set_relu_mode(r.m, LVK_RELU_GRAD_NORMAL);
         if (st == LVK_OK) st = lvk_transform_next(r.tf);
-        if (st == LVK_OK) st = lvk_adam_set_step(r.adam, step);
+        for (int i = 0; i < 3 && st == LVK_OK; i++)
+            if (r.adam[i])
+                st = lvk_adam_set_step(r.adam[i], step);
         if (st == LVK_OK) st = lvk_cmd_submit(r.step);
         if (st != LVK_OK)
             break;
