@@ -18,6 +18,7 @@
 
 #define MAX_THREADS 16
 #define MAX_DEPTH   48  /* quadtree: deeper cells hold coincident points */
+#define LEAF_POINTS 8   /* quadtree: cells of up to this many points are leaves */
 
 void lvk_tsne_default(struct lvk_tsne_opts *o)
 {
@@ -266,18 +267,20 @@ void lvk_tsne_p_free(struct lvk_tsne_p *p)
 /* ---- quadtree ------------------------------------------------------------------------ */
 
 struct qnode {
-    double cx, cy;  /* centre of mass */
-    double side;    /* cell width */
+    float cx, cy;   /* centre of mass */
+    float open2;    /* side^2 / theta^2: the cell is opened when closer than this squared */
     int count;
     int child;      /* first of 4 consecutive children, -1 for a leaf */
-    int start;      /* leaf: its points are perm[start, start + count) */
+    int start;      /* its points are perm[start, start + count) */
 };
 
 struct qtree {
     struct qnode *nodes;
     int nnodes, cap;
     int *perm, *pos, *tmp;  /* points in cell order; pos[i]: where i is in perm */
+    float *py;              /* coordinates in cell order [n, 2], for leaf scans */
     const float *y;
+    double theta2;
 };
 
 static int qt_alloc(struct qtree *t, int k)
@@ -304,9 +307,11 @@ static lvk_status qt_build(struct qtree *t, int id, int start, int end, double x
         sy += t->y[2 * t->perm[a] + 1];
     }
     int count = end - start;
-    t->nodes[id] = (struct qnode){.cx = count ? sx / count : 0, .cy = count ? sy / count : 0,
-                                  .side = side, .count = count, .child = -1, .start = start};
-    if (count <= 1 || depth >= MAX_DEPTH)
+    t->nodes[id] = (struct qnode){.cx = count ? (float)(sx / count) : 0,
+                                  .cy = count ? (float)(sy / count) : 0,
+                                  .open2 = (float)(side * side / t->theta2), .count = count,
+                                  .child = -1, .start = start};
+    if (count <= LEAF_POINTS || depth >= MAX_DEPTH)
         return LVK_OK;
     /* Counting sort of the points into the four quadrants. */
     double mx = x0 + side / 2, my = y0 + side / 2;
@@ -334,10 +339,11 @@ static lvk_status qt_build(struct qtree *t, int id, int start, int end, double x
     return LVK_OK;
 }
 
-static lvk_status qt_create(struct qtree *t, const float *y, int n)
+static lvk_status qt_create(struct qtree *t, const float *y, int n, double theta)
 {
     t->y = y;
     t->nnodes = 0;
+    t->theta2 = theta * theta;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < n; i++) {
         t->perm[i] = i;
@@ -353,8 +359,11 @@ static lvk_status qt_create(struct qtree *t, const float *y, int n)
     if (qt_alloc(t, 1) < 0)
         return lvk_fail(LVK_ERR_HOST_OOM, "t-SNE: out of host memory (quadtree)");
     LVK_CHECK(qt_build(t, 0, 0, n, x0, y0, side, 0));
-    for (int a = 0; a < n; a++)
+    for (int a = 0; a < n; a++) {
         t->pos[t->perm[a]] = a;
+        t->py[2 * a] = y[2 * t->perm[a]];
+        t->py[2 * a + 1] = y[2 * t->perm[a] + 1];
+    }
     return LVK_OK;
 }
 
@@ -364,7 +373,6 @@ struct grad_job {
     const struct lvk_tsne_p *p;
     const float *y;
     const struct qtree *tree;   /* NULL: exact repulsion */
-    double theta2;
     double *attr, *rep, *z;     /* [n, 2], [n, 2], [n] */
 };
 
@@ -388,33 +396,37 @@ static void repulse_exact(const struct grad_job *g, int i, double *z, double r[2
 static void repulse_tree(const struct grad_job *g, int i, double *z, double r[2])
 {
     const struct qtree *t = g->tree;
-    double xi = g->y[2 * i], yi = g->y[2 * i + 1];
+    const float xi = g->y[2 * i], yi = g->y[2 * i + 1];
+    const int pi = t->pos[i];
     int stack[4 * MAX_DEPTH + 8], top = 0;
     stack[top++] = 0;
     while (top) {
         const struct qnode *q = &t->nodes[stack[--top]];
         if (!q->count)
             continue;
-        double cx = q->cx, cy = q->cy, cnt = q->count;
-        if (q->child < 0 && t->pos[i] >= q->start && t->pos[i] < q->start + q->count) {
-            /* A leaf holding i: the others are coincident with it (or i
-             * is alone); use their own centre of mass. */
-            if (q->count == 1)
-                continue;
-            cnt = q->count - 1;
-            cx = (q->cx * q->count - xi) / cnt;
-            cy = (q->cy * q->count - yi) / cnt;
-        }
-        double dx = xi - cx, dy = yi - cy, d2 = dx * dx + dy * dy;
-        if (q->child >= 0 && q->side * q->side >= g->theta2 * d2) {
+        float dx = xi - q->cx, dy = yi - q->cy, d2 = dx * dx + dy * dy;
+        bool mine = pi >= q->start && pi < q->start + q->count;
+        if (!mine && d2 > q->open2) {
+            /* Far enough: the cell acts as one point at its centre of mass. */
+            double w = 1 / (1 + (double)d2);
+            *z += q->count * w;
+            r[0] += q->count * w * w * dx;
+            r[1] += q->count * w * w * dy;
+        } else if (q->child >= 0) {
             for (int c = 0; c < 4; c++)
                 stack[top++] = q->child + c;
-            continue;
+        } else {
+            /* A near leaf: its points one by one (i itself left out). */
+            for (int a = q->start; a < q->start + q->count; a++) {
+                if (a == pi)
+                    continue;
+                double ex = xi - t->py[2 * a], ey = yi - t->py[2 * a + 1];
+                double w = 1 / (1 + ex * ex + ey * ey);
+                *z += w;
+                r[0] += w * w * ex;
+                r[1] += w * w * ey;
+            }
         }
-        double w = 1 / (1 + d2);
-        *z += cnt * w;
-        r[0] += cnt * w * w * dx;
-        r[1] += cnt * w * w * dy;
     }
 }
 
@@ -460,6 +472,7 @@ static void ws_free(struct grad_ws *w)
     free(w->tree.perm);
     free(w->tree.pos);
     free(w->tree.tmp);
+    free(w->tree.py);
     memset(w, 0, sizeof *w);
 }
 
@@ -472,7 +485,9 @@ static lvk_status ws_init(struct grad_ws *w, int n)
     w->tree.perm = lvk_calloc((size_t)n, sizeof(int));
     w->tree.pos = lvk_calloc((size_t)n, sizeof(int));
     w->tree.tmp = lvk_calloc((size_t)n, sizeof(int));
-    if (!w->attr || !w->rep || !w->z || !w->tree.perm || !w->tree.pos || !w->tree.tmp) {
+    w->tree.py = lvk_calloc(2 * (size_t)n, sizeof(float));
+    if (!w->attr || !w->rep || !w->z || !w->tree.perm || !w->tree.pos || !w->tree.tmp ||
+        !w->tree.py) {
         ws_free(w);
         return LVK_ERR_HOST_OOM;
     }
@@ -482,10 +497,9 @@ static lvk_status ws_init(struct grad_ws *w, int n)
 static lvk_status gradient(struct grad_ws *w, const struct lvk_tsne_p *p, const float *y,
                            double exaggeration, double theta, int threads, float *grad)
 {
-    struct grad_job g = {.p = p, .y = y, .theta2 = theta * theta, .attr = w->attr, .rep = w->rep,
-                         .z = w->z};
+    struct grad_job g = {.p = p, .y = y, .attr = w->attr, .rep = w->rep, .z = w->z};
     if (theta > 0) {
-        LVK_CHECK(qt_create(&w->tree, y, p->n));
+        LVK_CHECK(qt_create(&w->tree, y, p->n, theta));
         g.tree = &w->tree;
     }
     parallel_rows(p->n, threads, grad_rows, &g);
