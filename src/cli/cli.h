@@ -14,6 +14,7 @@ int cmd_info(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_response_map(int argc, char **argv);
 
 /* Prints "lucidvk: <what>: <lvk_last_error()>" and returns exit status 1. */
 int cli_error(lvk_status st, const char *what);
