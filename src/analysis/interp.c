@@ -1,7 +1,7 @@
 /* Scattered-point interpolation onto a grid: convex hull and its pixel
  * mask, nearest neighbour through a bucket grid, and linear interpolation
  * on a Delaunay triangulation computed by qhull (Debian's libqhull-dev,
- * reentrant libqhull_r), compiled in when LVK_HAVE_QHULL is defined.
+ * reentrant libqhull_r).
  *
  * Geometry runs in double on the float coordinates, so the results do not
  * depend on evaluation order. Non-goals: cubic interpolation,
@@ -17,9 +17,7 @@
 #include "analysis/interp.h"
 #include "lvk_util.h"
 
-#ifdef LVK_HAVE_QHULL
 #include <libqhull_r/qhull_ra.h>
-#endif
 
 /* ---- convex hull ------------------------------------------------------------------------ */
 
@@ -250,10 +248,6 @@ lvk_status lvk_interp_nearest(const float *xy, const float *v, int n, int res, f
 
 /* ---- linear --------------------------------------------------------------------------------- */
 
-#ifdef LVK_HAVE_QHULL
-
-bool lvk_interp_has_linear(void) { return true; }
-
 /* Fills the pixels of triangle (a, b, c) that the mask allows. A pixel on a
  * shared edge is written by both triangles with the same value up to
  * rounding; the small tolerance keeps edge pixels from falling between
@@ -350,15 +344,3 @@ lvk_status lvk_interp_linear(const float *xy, const float *v, int n, int res, fl
     free(mask);
     return st;
 }
-
-#else
-
-bool lvk_interp_has_linear(void) { return false; }
-
-lvk_status lvk_interp_linear(const float *xy, const float *v, int n, int res, float *grid)
-{
-    return lvk_fail(LVK_ERR_UNSUPPORTED, "linear interpolation needs qhull, and lucid-vk was "
-                    "built without it (install libqhull-dev and rebuild); use nearest");
-}
-
-#endif

@@ -7,7 +7,6 @@
 #ifndef LVK_INTERP_H
 #define LVK_INTERP_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "lucidvk/status.h"
@@ -30,10 +29,7 @@ lvk_status lvk_interp_nearest(const float *xy, const float *v, int n, int res, f
 
 /* grid [res, res]: barycentric interpolation on the Delaunay triangulation
  * of the points (qhull, options "d Qbb Qc Qz Q12 Qt" as scipy's griddata
- * uses), so a linear function of the coordinates is reproduced exactly.
- * LVK_ERR_UNSUPPORTED when lucid-vk was built without qhull
- * (lvk_interp_has_linear() says which). */
+ * uses), so a linear function of the coordinates is reproduced exactly. */
 lvk_status lvk_interp_linear(const float *xy, const float *v, int n, int res, float *grid);
-bool lvk_interp_has_linear(void);
 
 #endif
