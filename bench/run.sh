@@ -1,0 +1,96 @@
+#!/bin/sh
+# make bench: lucid-vk's speed against PyTorch on the same machine (see
+# bench/README.md). Not a test: it checks only that both compute the same
+# outputs.
+#   bench/run.sh [BUILD_DIR]     (default: build, relative to the repository)
+# Builds bench/bench_forward against BUILD_DIR/liblucidvk.a, then runs each
+# workload section below; each prints Markdown that is also appended to
+# bench/results/<YYYY-MM-DD>-<device-slug>.md (rewritten by every run).
+# Settings, from the environment:
+#   LVK_BENCH_BATCHES  batch sizes (default "1 8")
+#   LVK_BENCH_BUDGET   seconds of timed rounds per network and batch (default
+#                      40; at least 3 rounds are run whatever it says)
+#   LVK_BENCH_OUT      results file (default as above)
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=${1:-build}
+python=/usr/bin/python3   # Debian's python3-torch lives there, not in a venv
+shared=$root/../shared
+
+# ---- the benchmark program ------------------------------------------------------
+# It is not part of the CMake project: compiled here against the built static
+# library, with what liblucidvk.a links (see CMakeLists.txt). When the library
+# carries VkFFT, that includes glslang's static libraries (C++, so -lstdc++);
+# the group lets the linker resolve their mutual references in any order.
+[ -f "$build/liblucidvk.a" ] || { echo "bench: $build/liblucidvk.a missing: run 'make build'" >&2; exit 1; }
+extra=""
+if nm "$build/liblucidvk.a" 2>/dev/null | grep -q ' U glslang_'; then
+    extra="-Wl,--start-group"
+    for l in glslang SPIRV MachineIndependent OGLCompiler OSDependent GenericCodeGen \
+             glslang-default-resource-limits SPIRV-Tools-opt SPIRV-Tools; do
+        # gcc prints the bare name when it finds no such library (newer
+        # glslang releases merged some of them)
+        if [ "$(gcc -print-file-name=lib$l.a)" != "lib$l.a" ]; then
+            extra="$extra -l$l"
+        fi
+    done
+    extra="$extra -Wl,--end-group -lstdc++"
+fi
+bin=$build/bench_forward
+gcc -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DVK_NO_PROTOTYPES \
+    -Iinclude -Isrc -I"$build/generated" bench/bench_forward.c "$build/liblucidvk.a" \
+    -lprotobuf-c -lpng -lz -ldl -lm -lpthread $extra -o "$bin"
+
+# ---- the results file -------------------------------------------------------------
+device=$("$bin" --device-name)
+slug=$(printf '%s' "$device" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9][^a-z0-9]*/-/g; s/^-//; s/-$//')
+out=${LVK_BENCH_OUT:-bench/results/$(date +%F)-$slug.md}
+mkdir -p "$(dirname "$out")"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
+cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
+{
+    echo "# lucid-vk benchmark, $(date +%F)"
+    echo
+    echo "- commit: $commit"
+    echo "- device: $device"
+    echo "- CPU: ${cpu:-unknown}, $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- command: make bench (bench/run.sh); columns are explained in bench/README.md"
+    echo
+} > "$out"
+
+# Runs a section: its Markdown goes to the terminal and the results file
+# (through a file, so that a failing section stops the run).
+section() {
+    "$@" > "$out.part"
+    echo >> "$out.part"
+    tee -a "$out" < "$out.part"
+    rm -f "$out.part"
+}
+
+# ---- workload: forward and input gradient of whole networks -------------------
+# lucid-vk and PyTorch side by side, interleaved round by round (the machine
+# is shared and noisy), plus lucid-vk with its classic direct convolution
+# kernel (the reference the tuned kernels are measured against) at batch 1.
+nets() {
+    echo "## Forward and input gradient, lucid-vk and PyTorch"
+    echo
+    batches=""
+    for b in ${LVK_BENCH_BATCHES:-1 8}; do batches="$batches --batch $b"; done
+    $python bench/torch_forward.py compare --lvk "$bin" $batches \
+        --round-budget "${LVK_BENCH_BUDGET:-40}" \
+        --net "MobileNet V2 1.0=$shared/models/mobilenet_v2_1.0_224.onnx:-1,1" \
+        --net "MobileNet V1 0.25=$shared/models/mobilenet_v1_0.25_224.onnx:-1,1" \
+        --net "GoogLeNet (random weights)=$shared/torch/googlenet_random.onnx:-1,1" \
+        --variant "classic conv kernel:LVK_CONV_KERNEL=classic"
+}
+section nets
+
+# ---- further workloads --------------------------------------------------------------
+# Add a function printing a Markdown section ("## Title", then tables) and
+# call it with `section NAME` here.
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+echo "bench: results in $out" >&2
