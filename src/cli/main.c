@@ -15,6 +15,8 @@ static const struct {
     {"forward", cmd_forward, "write tensors and input gradients as .npy files"},
     {"render", cmd_render, "feature visualization: optimise images so a unit fires"},
     {"response-map", cmd_response_map, "neural response maps: fit a map of neurons, plot how images light it up"},
+    {"atlas", cmd_atlas, "every channel of chosen layers as a static site; resumable, sharded"},
+    {"atlas-merge", cmd_atlas_merge, "combine atlas shards into one site"},
 };
 
 static void usage(FILE *f)
