@@ -8,6 +8,8 @@
  * gradients, prints one JSON line describing it (device, FLOPs from
  * src/nn/flops.c, arena bytes), then answers each command read from standard
  * input with one JSON line:
+ *   batch B            reload the model for batch B (keeping the compiled
+ *                      pipelines); answered like the start-up line
  *   input FILE.npy     upload the input (float32, the model input's shape)
  *   fwd K              K forward passes; "ms": the wall time of each
  *   fwdbwd K           K forward passes each followed by the input gradient
@@ -18,7 +20,7 @@
  *   breakdown          one forward + backward recorded with a timestamp per
  *                      dispatch: milliseconds by op type (with FLOPs) and
  *                      by kernel
- *   rss                peak resident set size of this process
+ *   rss                peak resident set size of this process (so far)
  *   quit
  * The driver (bench/torch_forward.py) speaks the same protocol to a PyTorch
  * worker and alternates between the two, so both see the same machine load. */
@@ -34,6 +36,8 @@
 
 struct bench {
     lvk_ctx_t *ctx;
+    const char *path, *target_name; /* target_name NULL: graph output 0 */
+    int size;
     lvk_model_t *m;
     struct lvk_value *input, *target;
     size_t nin, ntarget;
@@ -311,6 +315,51 @@ static void reply_ready(const struct bench *b, double load_ms)
            f.fwd, f.bwd, (unsigned long long)b->m->arena.bytes, load_ms);
 }
 
+static void bench_unload(struct bench *b)
+{
+    lvk_model_destroy(b->m);
+    free(b->seed);
+    free(b->grad);
+    b->m = NULL;
+    b->seed = b->grad = NULL;
+}
+
+/* (Re)loads the model for a batch size. The context, and so every compiled
+ * pipeline, is kept: on lavapipe compiling the pipelines of a network can
+ * take minutes, and the kernels' constants do not depend on the batch. */
+static lvk_status bench_load(struct bench *b, int batch)
+{
+    bench_unload(b);
+    struct lvk_model_opts opts = {.batch = batch, .height = b->size, .width = b->size,
+                                  .gradients = 1};
+    LVK_CHECK(lvk_model_load(b->ctx, b->path, &opts, &b->m));
+    const char *tname = b->target_name ? b->target_name : lvk_model_output_name(b->m, 0);
+    int in = lvk_graph_find(b->m, lvk_model_input_name(b->m));
+    int tv = tname ? lvk_graph_find(b->m, tname) : -1;
+    if (in < 0 || tv < 0 || !b->m->values[tv].grad)
+        return lvk_fail(LVK_ERR_NOT_FOUND, "%s: no input, or no target tensor '%s' with a "
+                                           "gradient", b->path, tname ? tname : "?");
+    b->input = &b->m->values[in];
+    b->target = &b->m->values[tv];
+    b->nin = (size_t)lvk_shape_count(&b->input->shape);
+    b->ntarget = (size_t)lvk_shape_count(&b->target->shape);
+    b->seed = malloc(b->ntarget * sizeof *b->seed);
+    b->grad = calloc(b->nin, sizeof *b->grad);
+    if (!b->seed || !b->grad)
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    for (size_t i = 0; i < b->ntarget; i++)
+        b->seed[i] = 1.0f;
+    return LVK_OK;
+}
+
+static lvk_status cmd_batch(struct bench *b, int batch)
+{
+    double t0 = now_ms();
+    LVK_CHECK(bench_load(b, batch));
+    reply_ready(b, now_ms() - t0);
+    return LVK_OK;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_forward MODEL.onnx [--batch B] [--size S] [--target TENSOR]"
@@ -321,8 +370,8 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL, *target = NULL;
-    int batch = 1, size = 224;
+    struct bench b = {.size = 224};
+    int batch = 1;
     bool device_name = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device-name") == 0)
@@ -330,62 +379,33 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
             batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
-            size = atoi(argv[++i]);
+            b.size = atoi(argv[++i]);
         else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc)
-            target = argv[++i];
-        else if (argv[i][0] != '-' && !path)
-            path = argv[i];
+            b.target_name = argv[++i];
+        else if (argv[i][0] != '-' && !b.path)
+            b.path = argv[i];
         else
             return usage();
     }
-    struct bench b = {0};
-    struct lvk_ctx_opts copts = {.validation = 0};
-    if (device_name) {
-        lvk_status st = lvk_ctx_create(&copts, &b.ctx);
-        if (st == LVK_OK)
-            printf("%s\n", lvk_ctx_device(b.ctx)->name);
-        else
-            fprintf(stderr, "bench_forward: %s\n", lvk_last_error());
-        lvk_ctx_destroy(b.ctx);
-        return st == LVK_OK ? 0 : 1;
-    }
-    if (!path || batch < 1 || size < 1)
+    if (!device_name && (!b.path || batch < 1 || b.size < 1))
         return usage();
 
-    struct lvk_model_opts mopts = {.batch = batch, .height = size, .width = size, .gradients = 1};
-    double t0 = now_ms();
+    struct lvk_ctx_opts copts = {.validation = 0};
     lvk_status st = lvk_ctx_create(&copts, &b.ctx);
-    if (st == LVK_OK)
-        st = lvk_model_load(b.ctx, path, &mopts, &b.m);
-    if (st == LVK_OK) {
-        const char *tname = target ? target : lvk_model_output_name(b.m, 0);
-        int in = lvk_graph_find(b.m, lvk_model_input_name(b.m));
-        int tv = tname ? lvk_graph_find(b.m, tname) : -1;
-        if (in < 0 || tv < 0 || !b.m->values[tv].grad) {
-            st = lvk_fail(LVK_ERR_NOT_FOUND, "%s: no input, or no target tensor '%s' with a "
-                                             "gradient", path, tname ? tname : "?");
-        } else {
-            b.input = &b.m->values[in];
-            b.target = &b.m->values[tv];
-            b.nin = (size_t)lvk_shape_count(&b.input->shape);
-            b.ntarget = (size_t)lvk_shape_count(&b.target->shape);
-            b.seed = malloc(b.ntarget * sizeof *b.seed);
-            b.grad = calloc(b.nin, sizeof *b.grad);
-            if (!b.seed || !b.grad)
-                st = lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
-            else
-                for (size_t i = 0; i < b.ntarget; i++)
-                    b.seed[i] = 1.0f;
-        }
+    if (st == LVK_OK && device_name) {
+        printf("%s\n", lvk_ctx_device(b.ctx)->name);
+        lvk_ctx_destroy(b.ctx);
+        return 0;
     }
+    if (st == LVK_OK)
+        st = cmd_batch(&b, batch);
     if (st != LVK_OK) {
         reply_error(lvk_last_error());
         fprintf(stderr, "bench_forward: %s\n", lvk_last_error());
-        lvk_model_destroy(b.m);
+        bench_unload(&b);
         lvk_ctx_destroy(b.ctx);
         return 1;
     }
-    reply_ready(&b, now_ms() - t0);
     fflush(stdout);
 
     char line[4096], arg[4096];
@@ -396,6 +416,8 @@ int main(int argc, char **argv)
             st = cmd_timed(&b, k, false);
         else if (sscanf(line, "fwdbwd %d", &k) == 1 && k > 0)
             st = cmd_timed(&b, k, true);
+        else if (sscanf(line, "batch %d", &k) == 1 && k > 0)
+            st = cmd_batch(&b, k);
         else if (sscanf(line, "input %4095s", arg) == 1)
             st = cmd_input(&b, arg);
         else if (sscanf(line, "savegrad %4095s", arg) == 1) /* before "save": a prefix */
@@ -417,9 +439,7 @@ int main(int argc, char **argv)
             reply_error(lvk_last_error());
         fflush(stdout);
     }
-    free(b.seed);
-    free(b.grad);
-    lvk_model_destroy(b.m);
+    bench_unload(&b);
     lvk_ctx_destroy(b.ctx);
     return 0;
 }
