@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "analysis/interp.h"
 #include "analysis/response_map.h"
@@ -30,6 +31,7 @@ struct images {
     int count, cap;         /* images; capacity of paths */
     int c, h, w;            /* model input */
     struct lvk_preproc pp;
+    bool progress;          /* count loaded images on a terminal */
 };
 
 static void images_free(struct images *s)
@@ -45,6 +47,9 @@ static void images_free(struct images *s)
 static lvk_status images_load(void *user, int i, float *img)
 {
     struct images *s = user;
+    if (s->progress && (i % 50 == 0 || i == s->count - 1))
+        fprintf(stderr, "\r  responses: image %d of %d%s", i + 1, s->count,
+                i == s->count - 1 ? "\n" : "");
     if (s->paths) {
         float *data;
         LVK_CHECK(cli_load_image(s->paths[i], s->c, s->h, s->w, &s->pp, &data));
@@ -423,6 +428,7 @@ static int fit(int argc, char **argv)
             st = LVK_ERR_HOST_OOM;
     }
     struct lvk_rmap_source src = {.count = img.count, .load = images_load, .user = &img};
+    img.progress = isatty(STDERR_FILENO);
     if (st == LVK_OK)
         st = lvk_rmap_responses(m, layers, nlayers, &src, resp);
     double t_resp = seconds_since(&t0);
@@ -573,7 +579,7 @@ static lvk_status draw(const float *grid, int res, const float *xy, int n,
     free(px);
     const float black[3] = {0, 0, 0}, grey[3] = {0.15f, 0.15f, 0.15f};
     if (fo->dots) {
-        int rad = LVK_MAX(0, s / 400);
+        int rad = LVK_MAX(1, s / 300); /* 3 x 3 pixels at the default 500 x 500 */
         for (int i = 0; i < n; i++) {
             int cx = x0 + (int)floor((xy[2 * i] + 1) / 2 * s), cy = y0 + (int)floor((1 - xy[2 * i + 1]) / 2 * s);
             for (int dy = -rad; dy <= rad; dy++)
