@@ -1,6 +1,7 @@
 /* Tests of the Conv op (src/nn/ops/conv.c): forward against a direct
  * double-precision convolution, input gradient against finite differences
- * of it (tests/support/op_harness.h).
+ * of it (tests/support/op_harness.h). Every case runs with each kernel
+ * family (LVK_CONV_KERNEL, see conv.c), whichever the device would pick.
  *
  * The reference does not parse attributes: each case states the padding
  * before the first row/column and the output size it expects, worked out by
@@ -11,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -78,25 +80,47 @@ static struct lvk_shape shp(int nd, const int64_t *d)
     return s;
 }
 
-/* x runtime (differentiated), w and b constants. */
+static const char *const kernels[] = {"classic", "texel"};
+static const enum lvk_shader_id kernel_fwd_shader[] = {LVK_SHADER_CONV2D_FWD,
+                                                       LVK_SHADER_CONV2D_TEXEL};
+
+/* Pipelines the context has built for a shader. */
+static int pipelines_of(enum lvk_shader_id id)
+{
+    const struct lvk_ctx *ctx = lvk_test_ctx();
+    int count = 0;
+    for (int i = 0; i < ctx->npipelines; i++)
+        count += ctx->pipelines[i]->shader == id;
+    return count;
+}
+
+/* x runtime (differentiated), w and b constants; once per kernel family. */
 static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
                      const struct lvk_attr *attrs, int nattrs, const struct conv_ref *r)
 {
     if (!lvk_test_ctx())
         skip();
-    struct lvk_op_case c = {
-        .op_type = "Conv",
-        .ninputs = bias ? 3 : 2,
-        .in_shape = {shp(nd, xs), shp(nd, ws), {.ndim = 1, .d = {ws[0]}}},
-        .in_kind = {LVK_IN_RUNTIME, LVK_IN_CONST, LVK_IN_CONST},
-        .attrs = attrs,
-        .nattrs = nattrs,
-        .ref = conv_ref_fwd,
-        .atol = CONV_ATOL,
-        .seed = 1234,
-        .user = (void *)r,
-    };
-    lvk_test_op(&c);
+    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+        print_message("kernel %s\n", kernels[k]);
+        setenv("LVK_CONV_KERNEL", kernels[k], 1);
+        struct lvk_op_case c = {
+            .op_type = "Conv",
+            .ninputs = bias ? 3 : 2,
+            .in_shape = {shp(nd, xs), shp(nd, ws), {.ndim = 1, .d = {ws[0]}}},
+            .in_kind = {LVK_IN_RUNTIME, LVK_IN_CONST, LVK_IN_CONST},
+            .attrs = attrs,
+            .nattrs = nattrs,
+            .ref = conv_ref_fwd,
+            .atol = CONV_ATOL,
+            .seed = 1234,
+            .user = (void *)r,
+        };
+        /* Each case has its own shapes, so the kernel it ran on built a new pipeline. */
+        int before = pipelines_of(kernel_fwd_shader[k]);
+        lvk_test_op(&c);
+        assert_true(pipelines_of(kernel_fwd_shader[k]) > before);
+    }
+    unsetenv("LVK_CONV_KERNEL");
 }
 
 /* ---- cases ------------------------------------------------------------------ */
@@ -240,6 +264,56 @@ static void test_conv_1d(void **state)
     conv_run(3, (int64_t[]){2, 3, 11}, (int64_t[]){4, 3, 3}, true, a, 2, &r);
 }
 
+/* Shapes that take the texel kernel's other paths: rows a multiple of 4 long
+ * (4-column texels), strided input gradients on them, a 1x1 layer on a
+ * flattened map, channel blocks with tails, groups across lanes. */
+static void test_conv_pointwise_wide(void **state)
+{
+    /* 6 x 10 map: 60 pixels once flattened; 20 channels: blocks of 10. */
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .oh = 6, .ow = 10};
+    conv_run(4, (int64_t[]){2, 24, 6, 10}, (int64_t[]){20, 24, 1, 1}, true, NULL, 0, &r);
+}
+
+static void test_conv_3x3_rows_of_16(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1)};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 12, .ow = 16};
+    conv_run(4, (int64_t[]){1, 5, 12, 16}, (int64_t[]){37, 5, 3, 3}, true, a, 1, &r);
+}
+
+/* GoogLeNet's stem shape: 7x7, stride 2, pads 3. */
+static void test_conv_7x7_stride2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 3, 3, 3, 3), A_INTS("strides", 2, 2)};
+    /* (20 + 6 - 7) / 2 + 1 = 10, (16 + 6 - 7) / 2 + 1 = 8 */
+    const struct conv_ref r = {.group = 1, .sh = 2, .sw = 2, .dh = 1, .dw = 1,
+                               .pt = 3, .pl = 3, .oh = 10, .ow = 8};
+    conv_run(4, (int64_t[]){1, 3, 20, 16}, (int64_t[]){8, 3, 7, 7}, true, a, 2, &r);
+}
+
+/* 10 groups (enough to spread across lanes), multiplier 2, stride 2. */
+static void test_conv_depthwise10_stride2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1), A_INT("group", 10),
+                                 A_INTS("strides", 2, 2)};
+    /* (12 + 2 - 3) / 2 + 1 = 6, (16 + 2 - 3) / 2 + 1 = 8 */
+    const struct conv_ref r = {.group = 10, .sh = 2, .sw = 2, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 6, .ow = 8};
+    conv_run(4, (int64_t[]){2, 10, 12, 16}, (int64_t[]){20, 1, 3, 3}, true, a, 3, &r);
+}
+
+/* Groups across lanes with 3 in channels per group; stride 3 along W only. */
+static void test_conv_groups9_stride_w3(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 0, 1, 2), A_INT("group", 9),
+                                 A_INTS("strides", 1, 3)};
+    /* H: 7 + 2 - 3 + 1 = 7; W: (13 + 2 - 3) / 3 + 1 = 5 */
+    const struct conv_ref r = {.group = 9, .sh = 1, .sw = 3, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 0, .oh = 7, .ow = 5};
+    conv_run(4, (int64_t[]){1, 27, 7, 13}, (int64_t[]){9, 3, 3, 3}, false, a, 3, &r);
+}
+
 /* ---- rejected attributes ---------------------------------------------------------- */
 
 /* Builds x -> Conv -> y by hand; finalize must fail with `want`. */
@@ -306,6 +380,11 @@ int main(void)
         cmocka_unit_test(test_conv_batch2_odd),
         cmocka_unit_test(test_conv_large_map),
         cmocka_unit_test(test_conv_1d),
+        cmocka_unit_test(test_conv_pointwise_wide),
+        cmocka_unit_test(test_conv_3x3_rows_of_16),
+        cmocka_unit_test(test_conv_7x7_stride2),
+        cmocka_unit_test(test_conv_depthwise10_stride2),
+        cmocka_unit_test(test_conv_groups9_stride_w3),
         cmocka_unit_test(test_conv_3d_unsupported),
         cmocka_unit_test(test_conv_bad_auto_pad),
         cmocka_unit_test(test_conv_kernel_shape_mismatch),

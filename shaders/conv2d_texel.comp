@@ -1,0 +1,206 @@
+#version 450
+// Direct 2-D convolution and its input gradient, shaped for lavapipe (Mesa's
+// CPU driver). With the geometry of the forward convolution (strides SH, SW,
+// dilations DH, DW, leading pads PT, PL):
+//   forward (FLAGS & 2 clear), "in" = x, "out" = y:
+//     y[n, g*CO + m, oy, ox] = sum over (c, kh, kw) of
+//         x[n, g*CI + c, oy*SH - PT + kh*DH, ox*SW - PL + kw*DW] * w[g, m, c, kh, kw] (+ b)
+//   backward (FLAGS & 2), "in" = dy, "out" = dx, CI/CO and the maps swapped:
+//     dx[n, g*CO + c, iy, ix] += sum over (m, kh, kw) of dy[n, g*CI + m, oy, ox] * w[g, m, c, kh, kw]
+//         over oy*SH = iy + PT - kh*DH and ox*SW = ix + PL - kw*DW (exact divisions).
+// Both read in row (out_row * A + B + kh * C) / E: forward A = SH, B = -PT,
+// C = DH, E = 1; backward A = 1, B = PT, C = -DH, E = SH (columns alike).
+// Tiles start on multiples of E, so which (tile row, tap) pairs divide
+// exactly, and the in row they read relative to the tile, are known when
+// the pipeline is built: the loops below unroll into straight-line code.
+//
+// What lavapipe (Mesa 22) makes cheap and dear, and how this kernel follows:
+// - every SSBO load is a loop over the 8 SIMD lanes, uniform address or not;
+//   a texel fetch is one vectorised gather. Weights and input both come
+//   through texel buffers: the weights of one in channel (all taps, BC out
+//   channels) as rgba32f texels at a lane-uniform coordinate, the input as a
+//   row segment per lane, 4 columns per texel where rows are a multiple of 4
+//   long (XV = 4), else one.
+// - a variable carried around a loop is stored under the loop's lane mask at
+//   every iteration: CU in channels x all taps are unrolled per iteration, so
+//   the BC x PH x PW accumulators take many multiply-adds between two such
+//   stores.
+// - stores are loops over the lanes too: 4 adjacent columns go as one vec4.
+// Each invocation computes BC out channels x PH rows x PW columns. The
+// channel block comes from gl_WorkGroupID.y (weight fetches lane-uniform);
+// with FLAGS & 8 (depthwise-like layers, too few channels per group for a
+// block) each lane takes all CO channels of its own group instead.
+#extension GL_EXT_control_flow_attributes : require
+layout(local_size_x_id = 0) in;
+
+// Constants in the order of src/nn/ops/conv.c's TX_* enum.
+layout(constant_id = 1) const uint CI = 1;   // in channels per group
+layout(constant_id = 2) const uint CO = 1;   // out channels per group
+layout(constant_id = 3) const uint G = 1;    // groups
+layout(constant_id = 4) const uint H = 1;    // in height, width
+layout(constant_id = 5) const uint W = 1;
+layout(constant_id = 6) const uint OH = 1;   // out height, width
+layout(constant_id = 7) const uint OW = 1;
+layout(constant_id = 8) const uint KH = 1;   // kernel
+layout(constant_id = 9) const uint KW = 1;
+layout(constant_id = 10) const int SH = 1;   // the forward convolution's strides,
+layout(constant_id = 11) const int SW = 1;
+layout(constant_id = 12) const int DH = 1;   // dilations
+layout(constant_id = 13) const int DW = 1;
+layout(constant_id = 14) const int PT = 0;   // and leading pads
+layout(constant_id = 15) const int PL = 0;
+layout(constant_id = 16) const uint BC = 1;  // out channels per invocation
+layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multiple of E)
+layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
+layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 groups across lanes
+layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
+
+const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_GROUPS = (FLAGS & 8) != 0;
+const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
+
+const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
+const int AW = BWD ? 1 : SW, BW = BWD ? PL : -PL, CW = BWD ? -DW : DW, EW = BWD ? SW : 1;
+// In rows/columns relative to a tile's origin (oy0 * AH / EH) reach from
+// floor(UMIN) to UMAX (offset so that divisions see no negatives).
+const int OFFH = (int(KH) * DH + PT) / EH + 1, OFFW = (int(KW) * DW + PL) / EW + 1;
+const int TH = (int(KH) - 1) * CH, TW = (int(KW) - 1) * CW;   // last tap's offset
+const int UMIN = (BH + (TH < 0 ? TH : 0) + OFFH * EH) / EH - OFFH;
+const int UMAX = ((int(PH) - 1) * AH + BH + (TH > 0 ? TH : 0) + OFFH * EH) / EH - OFFH;
+const int VMIN = (BW + (TW < 0 ? TW : 0) + OFFW * EW) / EW - OFFW;
+const int VMAX = ((int(PW) - 1) * AW + BW + (TW > 0 ? TW : 0) + OFFW * EW) / EW - OFFW;
+const uint RH = uint(UMAX - UMIN + 1);
+// With XV = 4 a tile's first in column sits LEAD columns into an aligned
+// texel (the tile's own origin column is a multiple of 4).
+const uint LEAD = XV == 4 ? uint((VMIN % 4 + 4) % 4) : 0;
+const uint NXT = (LEAD + uint(VMAX - VMIN + 1) + XV - 1) / XV;  // in texels per row
+const uint KK = KH * KW;
+const uint NWT = (KK * BC + 3) / 4;          // weight texels per in channel
+const uint NBT = (BC + 3) / 4;               // bias texels per channel block
+const bool YV4 = PW % 4 + OW % 4 == 0;       // stores 4 columns at a time
+
+layout(std430, set = 0, binding = 0) buffer Y { float y[]; };   // out: [N, G*CO, OH, OW]
+layout(std430, set = 0, binding = 0) buffer Y4 { vec4 y4[]; };  // the same, 4 columns at a time
+layout(set = 0, binding = 1) uniform samplerBuffer x;           // in: [N, G*CI, H, W] (r32f or rgba32f view)
+layout(set = 0, binding = 2) uniform samplerBuffer wt;          // w: [G, CO/BC, CI, NWT] rgba32f, each
+                                                                //    NWT texels = [KH, KW, BC] zero-padded;
+                                                                // then with bias b: [G, CO/BC, NBT]
+
+// Whether tile row r and tap kh meet (exact division), and the in row
+// relative to the tile's.
+bool tap_h(uint r, uint kh, out int u)
+{
+    const int d = int(r) * AH + BH + int(kh) * CH + OFFH * EH;
+    u = d / EH - OFFH;
+    return d % EH == 0;
+}
+
+bool tap_w(uint j, uint kw, out int v)
+{
+    const int d = int(j) * AW + BW + int(kw) * CW + OFFW * EW;
+    v = d / EW - OFFW;
+    return d % EW == 0;
+}
+
+void main()
+{
+    const uint ncb = (OW + PW - 1) / PW, nrb = (OH + PH - 1) / PH;
+    const uint nblk = (CO + BC - 1) / BC;
+    const uint lane = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    const uint lane_g = gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (LANE_GROUPS ? lane_g >= G : lane >= ncb * nrb)
+        return;
+    const uint tile = LANE_GROUPS ? gl_WorkGroupID.x : lane;
+    const uint oy0 = (tile / ncb) * PH, ox0 = (tile % ncb) * PW;
+    const uint g = LANE_GROUPS ? lane_g : gl_WorkGroupID.y / nblk;
+    const uint blk = LANE_GROUPS ? 0 : gl_WorkGroupID.y % nblk;
+    const uint m0 = blk * BC;           // first out channel within the group
+    const uint n = gl_WorkGroupID.z;
+
+    float bias[NBT * 4];
+    [[unroll]] for (uint q = 0; q < NBT; ++q) {
+        vec4 t = BIAS ? texelFetch(wt, int(G * nblk * CI * NWT + (g * nblk + blk) * NBT + q))
+                      : vec4(0.0);
+        bias[4 * q] = t.x; bias[4 * q + 1] = t.y; bias[4 * q + 2] = t.z; bias[4 * q + 3] = t.w;
+    }
+    float acc[BC * PH * PW];
+    [[unroll]] for (uint i = 0; i < BC; ++i)
+        [[unroll]] for (uint k = 0; k < PH * PW; ++k)
+            acc[i * PH * PW + k] = bias[i];
+
+    // In row and column of the tile's origin (exact: oy0, ox0 are multiples
+    // of EH, EW), and of its first texel.
+    const int iy0 = int(oy0) * AH / EH + UMIN;
+    const int ix0 = int(ox0) * AW / EW + VMIN - int(LEAD);
+    int wi = int((g * nblk + blk) * CI * NWT);
+    int xc = int((n * G + g) * CI * H * W);
+    for (uint c0 = 0; c0 < CI; c0 += CU) {
+        [[unroll]] for (uint cu = 0; cu < CU; ++cu, xc += int(H * W), wi += int(NWT)) {
+            float wf[NWT * 4];
+            [[unroll]] for (uint q = 0; q < NWT; ++q) {
+                vec4 t = texelFetch(wt, wi + int(q));
+                wf[4 * q] = t.x; wf[4 * q + 1] = t.y; wf[4 * q + 2] = t.z; wf[4 * q + 3] = t.w;
+            }
+            // One in row at a time: fetch it, then apply it to every (tile
+            // row, tap row) pair that reads it. Rows and texels no pair
+            // reads are never fetched (dead code).
+            [[unroll]] for (uint u = 0; u < RH; ++u) {
+                const int iy = iy0 + int(u);
+                const bool row_in = uint(iy) < H;
+                float xs[NXT * XV];
+                [[unroll]] for (uint q = 0; q < NXT; ++q) {
+                    const int ix = ix0 + int(q * XV);
+                    // A texel lies wholly inside or outside a row (XV = 4
+                    // needs W % 4 == 0). Outside (padding, tiles past the
+                    // edge) reads texel 0 and is replaced by zeros.
+                    const bool inside = row_in && uint(ix) < W;
+                    vec4 t = texelFetch(x, inside ? (xc + iy * int(W) + ix) / int(XV) : 0);
+                    t = inside ? t : vec4(0.0);
+                    xs[q * XV] = t.x;
+                    if (XV == 4) {
+                        xs[q * XV + 1] = t.y; xs[q * XV + 2] = t.z; xs[q * XV + 3] = t.w;
+                    }
+                }
+                [[unroll]] for (uint r = 0; r < PH; ++r)
+                    [[unroll]] for (uint kh = 0; kh < KH; ++kh) {
+                        int ur;
+                        if (!tap_h(r, kh, ur) || ur - UMIN != int(u))
+                            continue;
+                        [[unroll]] for (uint kw = 0; kw < KW; ++kw)
+                            [[unroll]] for (uint i = 0; i < BC; ++i) {
+                                const float wv = wf[(kh * KW + kw) * BC + i];
+                                [[unroll]] for (uint j = 0; j < PW; ++j) {
+                                    int v;
+                                    if (tap_w(j, kw, v))
+                                        acc[(i * PH + r) * PW + j] =
+                                            fma(wv, xs[LEAD + uint(v - VMIN)], acc[(i * PH + r) * PW + j]);
+                                }
+                            }
+                    }
+            }
+        }
+    }
+
+    [[unroll]] for (uint i = 0; i < BC; ++i) {
+        if (m0 + i >= CO)
+            break;
+        const uint yo = ((n * G + g) * CO + m0 + i) * OH * OW;
+        [[unroll]] for (uint r = 0; r < PH; ++r) {
+            const uint oy = oy0 + r;
+            const uint a = (i * PH + r) * PW;
+            if (YV4) {
+                [[unroll]] for (uint j = 0; j < PW; j += 4) {
+                    const vec4 v = vec4(acc[a + j], acc[a + j + 1], acc[a + j + 2], acc[a + j + 3]);
+                    const uint idx = (yo + oy * OW + ox0 + j) / 4;
+                    if (oy < OH && ox0 + j < OW)
+                        y4[idx] = BWD ? y4[idx] + v : v;
+                }
+            } else {
+                [[unroll]] for (uint j = 0; j < PW; ++j) {
+                    const uint idx = yo + oy * OW + ox0 + j;
+                    if (oy < OH && ox0 + j < OW)
+                        y[idx] = BWD ? y[idx] + acc[a + j] : acc[a + j];
+                }
+            }
+        }
+    }
+}
