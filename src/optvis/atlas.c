@@ -136,6 +136,13 @@ lvk_status lvk_atlas_plan(struct lvk_atlas *a)
     if (a->s.batch < 1 || a->s.steps < 1 || a->s.diversity < 0 || a->s.top < 0)
         return lvk_fail(LVK_ERR_INVALID_ARG, "atlas: batch and steps must be at least 1");
     int examples = a->images_dir && a->s.top > 0;
+    /* Renders run at --size (by default 128, or the input if smaller),
+     * dataset passes at the model's input size: a layer's cost, measured
+     * at the input size, scales with the pixels. */
+    int side = a->s.size ? a->s.size : LVK_MIN(128, a->input[2]);
+    double pixels = 1;
+    if (a->input[2] > 0 && a->input[3] > 0)
+        pixels = (double)side * side / ((double)a->input[2] * a->input[3]);
     int nunits = 0, nitems = 0;
     for (int l = 0; l < a->nlayers; l++) {
         int nch = a->layers[l].nch, groups = (nch + a->s.batch - 1) / a->s.batch;
@@ -167,7 +174,7 @@ lvk_status lvk_atlas_plan(struct lvk_atlas *a)
                 /* Forward and backward cost about three forwards; a dataset
                  * pass is one forward per image. */
                 U->cost = kind == LVK_ATLAS_EXAMPLES ? L->cost * a->ndataset
-                                                     : 3.0 * L->cost * a->s.steps * U->nimages;
+                                                     : 3.0 * L->cost * pixels * a->s.steps * U->nimages;
                 int per = kind == LVK_ATLAS_DIVERSE ? a->s.diversity : 1;
                 for (int c = 0; c < U->count; c++)
                     for (int k = 0; k < per; k++) {
