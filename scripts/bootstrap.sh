@@ -9,7 +9,7 @@ set -eu
 build="cmake make gcc g++ pkg-config libvulkan-dev libvulkan1 libvulkan-volk-dev
 glslang-tools glslang-dev libvkfft-dev libpng-dev zlib1g-dev libprotobuf-c-dev
 protobuf-c-compiler libonnx-dev libqhull-dev mesa-vulkan-drivers"
-test="$build libcmocka-dev libonnx-testdata vulkan-validationlayers dataset-fashion-mnist"
+test="$build libcmocka-dev libonnx-testdata vulkan-validationlayers dataset-fashion-mnist chromium"
 bench="$build python3-torch python3-numpy python3-onnx"
 
 case "${1:-build}" in
