@@ -64,6 +64,16 @@ struct lvk_render_opts {
     int snapshot_every;
     void (*snapshot)(void *user, int step, const float *images, int b, int c, int h, int w);
     void *user;
+    /* Time every dispatch of the last step (timestamp queries) and report
+     * the totals by kernel in the result. */
+    int profile;
+};
+
+#define LVK_RENDER_MAX_PHASES 64
+struct lvk_render_phase {
+    const char *label;       /* kernel or op label (static string) */
+    int dispatches;
+    double ms;               /* device time in one step */
 };
 
 struct lvk_render_result {
@@ -78,6 +88,10 @@ struct lvk_render_result {
     int net_height, net_width; /* size the network ran at */
     double seconds;          /* optimisation loop only */
     double setup_seconds;    /* loading, planning, first recording */
+    /* With opts.profile: device time of one step by kernel, largest first. */
+    struct lvk_render_phase phases[LVK_RENDER_MAX_PHASES];
+    int nphases;
+    double step_ms;          /* sum over all dispatches of one step */
 };
 
 /* Renders. A model whose layers cannot run at `size` (a classifier head of

@@ -126,6 +126,18 @@ static lvk_status setup(struct render *r, const char *path)
         return lvk_fail(LVK_ERR_INVALID_ARG, "objective binds image %d, but the batch has %d images",
                         bound - 1, r->B);
     r->H = r->W = o->size > 0 ? o->size : 128;
+    if (o->size <= 0) {
+        /* Small models (28 px) render at their own size by default. */
+        struct lvk_model *probe;
+        LVK_CHECK(lvk_onnx_load_graph(r->ctx, path, NULL, NULL, 0, &probe));
+        const char *in = lvk_model_input_name(probe);
+        const struct lvk_value *v = in ? &probe->values[lvk_graph_find(probe, in)] : NULL;
+        if (v && v->shape.ndim == 4 && v->shape.d[2] < r->H) {
+            r->H = (int)v->shape.d[2];
+            r->W = (int)v->shape.d[3];
+        }
+        lvk_model_destroy(probe);
+    }
     LVK_CHECK(load_model(r, path));
     int iv = lvk_graph_find(r->m, lvk_model_input_name(r->m));
     r->input = &r->m->values[iv];
@@ -135,11 +147,6 @@ static lvk_status setup(struct render *r, const char *path)
     r->C = (int)r->input->shape.d[1];
     r->Hn = (int)r->input->shape.d[2];
     r->Wn = (int)r->input->shape.d[3];
-    if (o->size <= 0 && r->Hn < r->H) {
-        /* Small models (28 px) render at their own size by default. */
-        r->H = r->Hn;
-        r->W = r->Wn;
-    }
     LVK_CHECK(lvk_objective_bind(r->obj, r->m, r->B, r->C, r->Hn, r->Wn, &r->og));
 
     LVK_CHECK(setup_sources(r));
@@ -281,7 +288,7 @@ static lvk_status record_step(struct render *r, struct lvk_cmd *cmd)
 
 static lvk_status record_all(struct render *r)
 {
-    LVK_CHECK(lvk_cmd_create(r->ctx, false, &r->step));
+    LVK_CHECK(lvk_cmd_create(r->ctx, r->o.profile != 0, &r->step));
     LVK_CHECK(lvk_cmd_begin(r->step));
     LVK_CHECK(record_step(r, r->step));
     LVK_CHECK(lvk_cmd_end(r->step));
@@ -289,6 +296,39 @@ static lvk_status record_all(struct render *r)
     LVK_CHECK(lvk_cmd_begin(r->show));
     LVK_CHECK(record_image(r, r->show));
     return lvk_cmd_end(r->show);
+}
+
+static int by_ms(const void *a, const void *b)
+{
+    double x = ((const struct lvk_render_phase *)a)->ms, y = ((const struct lvk_render_phase *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+/* Totals by label of the last submitted step. */
+static lvk_status profile(struct render *r, struct lvk_render_result *out)
+{
+    double *ms = malloc(r->step->max_queries * sizeof *ms);
+    if (!ms)
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    uint32_t n = 0;
+    lvk_status st = lvk_cmd_timings(r->step, ms, &n);
+    for (uint32_t i = 0; st == LVK_OK && i < n; i++) {
+        const char *label = r->step->labels[i + 1];
+        int k = 0;
+        while (k < out->nphases && strcmp(out->phases[k].label, label) != 0)
+            k++;
+        if (k == out->nphases) {
+            if (k == LVK_RENDER_MAX_PHASES)
+                continue;
+            out->phases[out->nphases++] = (struct lvk_render_phase){.label = label};
+        }
+        out->phases[k].dispatches++;
+        out->phases[k].ms += ms[i];
+        out->step_ms += ms[i];
+    }
+    free(ms);
+    qsort(out->phases, (size_t)out->nphases, sizeof out->phases[0], by_ms);
+    return st;
 }
 
 static lvk_status read_images(struct render *r, float *out)
@@ -379,6 +419,8 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
         if (report)
             r.o.progress(r.o.user, step, r.o.steps, out->curve[step - 1]);
     }
+    if (st == LVK_OK && r.o.profile)
+        st = profile(&r, out);
     if (st == LVK_OK)
         st = read_images(&r, out->images);
     free(values);
