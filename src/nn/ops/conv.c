@@ -114,51 +114,59 @@ enum {
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
 enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_GROUPS = 8 };
 
-/* Rounds v down to a multiple of u, at least u. */
-static uint32_t round_down(uint32_t v, uint32_t u)
-{
-    return LVK_MAX(v / u * u, u);
-}
-
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group), PH x PW pixels of an oh x ow map in multiples of uh x uw (the
  * tile origins must be multiples of the backward strides, and of 4 in-map
- * columns for 4-column texels); kk taps; lane_groups: each lane its own
- * group. */
+ * columns for 4-column texels); kh x kw taps; lane_groups: each lane its
+ * own group. Measured on lavapipe (bench/conv_layers.c): up to 128
+ * accumulators per invocation pay off (LLVM spills more), 8 channels x 2
+ * rows x 8 columns is best for 3x3 (rows share in rows across taps), 8 x 16
+ * for 1x1; lanes of a SIMD group (8) without a tile idle. */
 static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint32_t uw,
-                        uint32_t kk, bool lane_groups, uint32_t *bc, uint32_t *pw, uint32_t *ph)
+                        uint32_t kh, uint32_t kw, bool lane_groups, uint32_t *bc,
+                        uint32_t *pw, uint32_t *ph)
 {
-    /* Channels: all when few; else up to 16, the block wasting least of co. */
+    /* Channels: all when few; else 5 to 8, the block wasting least of co. */
     *bc = co;
-    if (co > 16) {
-        *bc = 16;
-        for (uint32_t b = 16; b >= 8; b--)
+    if (co > 8) {
+        *bc = 8;
+        for (uint32_t b = 8; b >= 5; b--)
             if (LVK_CEIL_DIV(co, b) * b < LVK_CEIL_DIV(co, *bc) * *bc)
                 *bc = b;
     }
-    /* Columns: up to 16 (or one unit), wasting little of the row. */
+    /* Pixels: the tile that minimises the work done, idle lanes and
+     * padding included, over the efficiency of its block size a (fixed
+     * costs per channel step make small blocks slow: about a / (a + 32)),
+     * with at most 128 accumulators (64 with groups across lanes, where each
+     * lane fetches its own weights), columns up to 16 (8 with taps along H),
+     * and an unrolled body of at most about 4096 multiply-adds per in
+     * channel (JIT time). */
+    uint32_t budget = lane_groups ? 64 : 128, kk = kh * kw;
+    uint32_t max_pw = LVK_MAX(kh > 1 ? 8u : 16u, uw);
+    uint32_t max_px = LVK_MAX(LVK_MIN(budget, 4096 / kk) / *bc, 1u);
+    double best = 0;
     *pw = uw;
-    for (uint32_t p = uw; p <= 16; p += uw)
-        if (LVK_CEIL_DIV(ow, p) * p <= LVK_CEIL_DIV(ow, *pw) * *pw)
-            *pw = p;
-    /* Rows: up to 256 accumulators in all (64 with groups across lanes,
-     * where each lane fetches its own weights), and an unrolled body of at
-     * most about 4096 multiply-adds per in channel (JIT time). */
-    uint32_t acc = lane_groups ? 64 : 256;
-    uint32_t px = LVK_MIN(acc / *bc, LVK_MAX(4096 / (*bc * kk), 1u));
-    *ph = LVK_MIN(round_down(px / *pw, uh), LVK_CEIL_DIV(oh, uh) * uh);
-    while (*bc * *ph * *pw * kk > 4096 && *pw > uw)
-        *pw -= uw;
-    /* Small maps: smaller tiles rather than idle SIMD lanes (8 on lavapipe). */
-    while (!lane_groups && LVK_CEIL_DIV(oh, *ph) * LVK_CEIL_DIV(ow, *pw) < 8 &&
-           (*ph > uh || *pw > 1)) {
-        if (*ph > uh)
-            *ph = round_down(*ph / 2, uh);
-        else if (*pw > uw)
-            *pw = round_down(*pw / 2, uw);
-        else
-            break;
+    *ph = uh;
+    for (uint32_t w = uw; w <= max_pw; w += uw) {
+        for (uint32_t h = uh; h <= LVK_CEIL_DIV(oh, uh) * uh; h += uh) {
+            if (w * h > max_px && (w > uw || h > uh))
+                break;
+            uint32_t tiles = LVK_CEIL_DIV(oh, h) * LVK_CEIL_DIV(ow, w);
+            uint32_t lanes = lane_groups ? tiles : LVK_CEIL_DIV(tiles, 8u) * 8;
+            double a = (double)*bc * w * h;
+            double cost = (double)lanes * w * h * (a + 32) / a;
+            if (best == 0 || cost <= best) {
+                best = cost;
+                *pw = w;
+                *ph = h;
+            }
+        }
     }
+    /* A map too small to fill the lanes: more channels per lane instead. */
+    uint32_t tiles = LVK_CEIL_DIV(oh, *ph) * LVK_CEIL_DIV(ow, *pw);
+    while (!lane_groups && tiles < 8 && *bc < 16 && *bc < co &&
+           (*bc + 1) * *pw * *ph * kk <= 4096 && (*bc + 1) * *pw * *ph <= budget)
+        (*bc)++;
 }
 
 /* A 1x1, stride-1, unpadded convolution is the same over the map flattened
@@ -208,8 +216,7 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
 
     uint32_t *s = pass->spec;
     memset(s, 0, sizeof pass->spec);
-    texel_block(co, oh, ow, uh, uw, kk, lane_groups, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
-    xv4 = xv4 && s[TX_PW] % uw == 0;
+    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_groups, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
     /* In channels per loop iteration: some taps between two stores of the
      * accumulators (see the shader), within the unrolled-body budget. */
     s[TX_CU] = 1;
