@@ -17,6 +17,7 @@ static const struct {
     {"response-map", cmd_response_map, "neural response maps: fit a map of neurons, plot how images light it up"},
     {"atlas", cmd_atlas, "every channel of chosen layers as a static site; resumable, sharded"},
     {"atlas-merge", cmd_atlas_merge, "combine atlas shards into one site"},
+    {"attribute", cmd_attribute, "attribution heat maps: saliency, guided, ig, smoothgrad, gradcam"},
 };
 
 static void usage(FILE *f)
