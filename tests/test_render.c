@@ -71,7 +71,7 @@ static double channel_mean(const float *image, int h, int w, int c)
 
 static void test_channel_and_negative(void **state)
 {
-    const int c = 5;
+    const int c = 7;
     char text[128];
     snprintf(text, sizeof text, "channel(conv3_relu, %d)", c);
     struct lvk_render_opts o = {.objective = text, .steps = 128, .seed = 1, .redirect_steps = -1};
