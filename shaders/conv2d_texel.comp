@@ -61,7 +61,7 @@ const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
 const int AW = BWD ? 1 : SW, BW = BWD ? PL : -PL, CW = BWD ? -DW : DW, EW = BWD ? SW : 1;
 // In rows/columns relative to a tile's origin (oy0 * AH / EH) reach from
-// floor(UMIN) to UMAX (offset so that divisions see no negatives).
+// UMIN to UMAX (VMIN to VMAX); OFF* keep divisions and % off negatives.
 const int OFFH = (int(KH) * DH + PT) / EH + 1, OFFW = (int(KW) * DW + PL) / EW + 1;
 const int TH = (int(KH) - 1) * CH, TW = (int(KW) - 1) * CW;   // last tap's offset
 const int UMIN = (BH + (TH < 0 ? TH : 0) + OFFH * EH) / EH - OFFH;
@@ -71,7 +71,7 @@ const int VMAX = ((int(PW) - 1) * AW + BW + (TW > 0 ? TW : 0) + OFFW * EW) / EW 
 const uint RH = uint(UMAX - UMIN + 1);
 // With XV = 4 a tile's first in column sits LEAD columns into an aligned
 // texel (the tile's own origin column is a multiple of 4).
-const uint LEAD = XV == 4 ? uint((VMIN % 4 + 4) % 4) : 0;
+const uint LEAD = XV == 4 ? uint(VMIN + 4 * OFFW) % 4 : 0;   // VMIN >= -OFFW
 const uint NXT = (LEAD + uint(VMAX - VMIN + 1) + XV - 1) / XV;  // in texels per row
 const uint KK = KH * KW;
 const uint NWT = (KK * BC + 3) / 4;          // weight texels per in channel
