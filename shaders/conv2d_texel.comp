@@ -28,8 +28,9 @@
 // - stores are loops over the lanes too: 4 adjacent columns go as one vec4.
 // Each invocation computes BC out channels x PH rows x PW columns. The
 // channel block comes from gl_WorkGroupID.y (weight fetches lane-uniform);
-// with FLAGS & 8 (depthwise-like layers, too few channels per group for a
-// block) each lane takes all CO channels of its own group instead.
+// with FLAGS & 8 the lanes take different channel blocks (or groups:
+// depthwise layers) of one tile instead, for maps with too few tiles to
+// fill the lanes, or groups with too few channels to fill a block.
 #extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0) in;
 
@@ -52,10 +53,10 @@ layout(constant_id = 15) const int PL = 0;
 layout(constant_id = 16) const uint BC = 1;  // out channels per invocation
 layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multiple of E)
 layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
-layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 groups across lanes
+layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
 
-const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_GROUPS = (FLAGS & 8) != 0;
+const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -106,13 +107,13 @@ void main()
     const uint ncb = (OW + PW - 1) / PW, nrb = (OH + PH - 1) / PH;
     const uint nblk = (CO + BC - 1) / BC;
     const uint lane = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    const uint lane_g = gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    if (LANE_GROUPS ? lane_g >= G : lane >= ncb * nrb)
+    const uint lane_b = gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (LANE_BLOCKS ? lane_b >= G * nblk : lane >= ncb * nrb)
         return;
-    const uint tile = LANE_GROUPS ? gl_WorkGroupID.x : lane;
+    const uint tile = LANE_BLOCKS ? gl_WorkGroupID.x : lane;
     const uint oy0 = (tile / ncb) * PH, ox0 = (tile % ncb) * PW;
-    const uint g = LANE_GROUPS ? lane_g : gl_WorkGroupID.y / nblk;
-    const uint blk = LANE_GROUPS ? 0 : gl_WorkGroupID.y % nblk;
+    const uint gb = LANE_BLOCKS ? lane_b : gl_WorkGroupID.y;  // group x channel block
+    const uint g = gb / nblk, blk = gb % nblk;
     const uint m0 = blk * BC;           // first out channel within the group
     const uint n = gl_WorkGroupID.z;
 

@@ -314,6 +314,22 @@ static void test_conv_groups9_stride_w3(void **state)
     conv_run(4, (int64_t[]){1, 27, 7, 13}, (int64_t[]){9, 3, 3, 3}, false, a, 3, &r);
 }
 
+/* Maps with fewer tiles than SIMD lanes: channel blocks across lanes. */
+static void test_conv_small_map_many_channels(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 1, 1, 1, 1)};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = 3, .ow = 5};
+    conv_run(4, (int64_t[]){1, 6, 3, 5}, (int64_t[]){70, 6, 3, 3}, true, a, 1, &r);
+}
+
+static void test_conv_small_map_groups2_pointwise(void **state)
+{
+    const struct lvk_attr a[] = {A_INT("group", 2)};
+    const struct conv_ref r = {.group = 2, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .oh = 4, .ow = 4};
+    conv_run(4, (int64_t[]){2, 4, 4, 4}, (int64_t[]){80, 2, 1, 1}, true, a, 1, &r);
+}
+
 /* ---- rejected attributes ---------------------------------------------------------- */
 
 /* Builds x -> Conv -> y by hand; finalize must fail with `want`. */
@@ -385,6 +401,8 @@ int main(void)
         cmocka_unit_test(test_conv_7x7_stride2),
         cmocka_unit_test(test_conv_depthwise10_stride2),
         cmocka_unit_test(test_conv_groups9_stride_w3),
+        cmocka_unit_test(test_conv_small_map_many_channels),
+        cmocka_unit_test(test_conv_small_map_groups2_pointwise),
         cmocka_unit_test(test_conv_3d_unsupported),
         cmocka_unit_test(test_conv_bad_auto_pad),
         cmocka_unit_test(test_conv_kernel_shape_mismatch),

@@ -112,18 +112,19 @@ enum {
     TX_DH, TX_DW, TX_PT, TX_PL, TX_BC, TX_PW, TX_PH, TX_FLAGS, TX_CU, TX_NSPEC
 };
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
-enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_GROUPS = 8 };
+enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8 };
 
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group), PH x PW pixels of an oh x ow map in multiples of uh x uw (the
  * tile origins must be multiples of the backward strides, and of 4 in-map
- * columns for 4-column texels); kh x kw taps; lane_groups: each lane its
- * own group. Measured on lavapipe (bench/conv_layers.c): up to 128
- * accumulators per invocation pay off (LLVM spills more), 8 channels x 2
- * rows x 8 columns is best for 3x3 (rows share in rows across taps), 8 x 16
- * for 1x1; lanes of a SIMD group (8) without a tile idle. */
+ * columns for 4-column texels); kh x kw taps; lane_blocks: the lanes take
+ * channel blocks of one tile. Measured on lavapipe (bench/conv_layers.c):
+ * up to 128 accumulators per invocation pay off (LLVM spills more; 64 for
+ * depthwise layers, with little to reuse), 8 channels x 2 rows x 8 columns
+ * is best for 3x3 (rows share in rows across taps), 8 x 16 for 1x1; lanes
+ * of a SIMD group (8) without a tile idle. */
 static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint32_t uw,
-                        uint32_t kh, uint32_t kw, bool lane_groups, uint32_t *bc,
+                        uint32_t kh, uint32_t kw, bool lane_blocks, uint32_t *bc,
                         uint32_t *pw, uint32_t *ph)
 {
     /* Channels: all when few; else 5 to 8, the block wasting least of co. */
@@ -137,11 +138,9 @@ static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint
     /* Pixels: the tile that minimises the work done, idle lanes and
      * padding included, over the efficiency of its block size a (fixed
      * costs per channel step make small blocks slow: about a / (a + 32)),
-     * with at most 128 accumulators (64 with groups across lanes, where each
-     * lane fetches its own weights), columns up to 16 (8 with taps along H),
-     * and an unrolled body of at most about 4096 multiply-adds per in
-     * channel (JIT time). */
-    uint32_t budget = lane_groups ? 64 : 128, kk = kh * kw;
+     * columns up to 16 (8 with taps along H), and an unrolled body of at
+     * most about 4096 multiply-adds per in channel (JIT time). */
+    uint32_t budget = co <= 4 ? 64 : 128, kk = kh * kw;
     uint32_t max_pw = LVK_MAX(kh > 1 ? 8u : 16u, uw);
     uint32_t max_px = LVK_MAX(LVK_MIN(budget, 4096 / kk) / *bc, 1u);
     double best = 0;
@@ -152,7 +151,7 @@ static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint
             if (w * h > max_px && (w > uw || h > uh))
                 break;
             uint32_t tiles = LVK_CEIL_DIV(oh, h) * LVK_CEIL_DIV(ow, w);
-            uint32_t lanes = lane_groups ? tiles : LVK_CEIL_DIV(tiles, 8u) * 8;
+            uint32_t lanes = lane_blocks ? tiles : LVK_CEIL_DIV(tiles, 8u) * 8;
             double a = (double)*bc * w * h;
             double cost = (double)lanes * w * h * (a + 32) / a;
             if (best == 0 || cost <= best) {
@@ -162,11 +161,6 @@ static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint
             }
         }
     }
-    /* A map too small to fill the lanes: more channels per lane instead. */
-    uint32_t tiles = LVK_CEIL_DIV(oh, *ph) * LVK_CEIL_DIV(ow, *pw);
-    while (!lane_groups && tiles < 8 && *bc < 16 && *bc < co &&
-           (*bc + 1) * *pw * *ph * kk <= 4096 && (*bc + 1) * *pw * *ph <= budget)
-        (*bc)++;
 }
 
 /* A 1x1, stride-1, unpadded convolution is the same over the map flattened
@@ -212,11 +206,19 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     bool xv4 = iw % 4 == 0;
     if (xv4)
         uw = bwd ? 4 * uw : 4;
-    bool lane_groups = g.g >= 8 && co <= 4;
-
+    /* Channel blocks across lanes: depthwise-like layers (a block would be a
+     * few channels) and maps too small for 8 tiles, when there are enough
+     * blocks for the lanes. */
     uint32_t *s = pass->spec;
     memset(s, 0, sizeof pass->spec);
-    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_groups, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+    uint32_t tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
+    bool lane_blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]) >= 8 && (co <= 4 || tiles < 8);
+    if (lane_blocks) {
+        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, true, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+        tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
+    }
+    uint32_t blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]);
     /* In channels per loop iteration: some taps between two stores of the
      * accumulators (see the shader), within the unrolled-body budget. */
     s[TX_CU] = 1;
@@ -229,10 +231,9 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     s[TX_DH] = (uint32_t)g.dh; s[TX_DW] = (uint32_t)g.dw;
     s[TX_PT] = (uint32_t)g.pt; s[TX_PL] = (uint32_t)g.pl;
     s[TX_FLAGS] = (b ? TX_BIAS : 0) | (bwd ? TX_BWD : 0) | (xv4 ? TX_XV4 : 0) |
-                  (lane_groups ? TX_LANE_GROUPS : 0);
+                  (lane_blocks ? TX_LANE_BLOCKS : 0);
 
-    uint32_t tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
-    uint32_t across = lane_groups ? g.g : tiles;    /* what a workgroup's lanes span */
+    uint32_t across = lane_blocks ? blocks : tiles;    /* what a workgroup's lanes span */
     s[TX_LANES] = 8;
     while (s[TX_LANES] < 32 && s[TX_LANES] < across)
         s[TX_LANES] *= 2;
@@ -240,8 +241,8 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     pass->shader = LVK_SHADER_CONV2D_TEXEL;
     pass->nspec = TX_NSPEC;
     pass->in_format = xv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-    pass->groups[0] = lane_groups ? tiles : LVK_CEIL_DIV(tiles, s[TX_LANES]);
-    pass->groups[1] = lane_groups ? LVK_CEIL_DIV(g.g, s[TX_LANES]) : g.g * LVK_CEIL_DIV(co, s[TX_BC]);
+    pass->groups[0] = lane_blocks ? tiles : LVK_CEIL_DIV(tiles, s[TX_LANES]);
+    pass->groups[1] = lane_blocks ? LVK_CEIL_DIV(blocks, s[TX_LANES]) : blocks;
     pass->groups[2] = p->n;
     LVK_CHECK(conv_grid(m, n, bwd, pass));
 
