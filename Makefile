@@ -24,7 +24,12 @@ test:
 	@scripts/bootstrap.sh test
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@# The conformance count and the validation-message count come first, so
+	@# that ctest's own summary stays the last thing printed.
+	@cd $(BUILD) && { ctest --output-on-failure -j $(JOBS) > ctest.out 2>&1; rc=$$?; \
+	  grep -h "ONNX conformance:" Testing/Temporary/LastTest.log; \
+	  echo "Vulkan validation messages in the test logs: $$(grep -c 'lucidvk: validation' Testing/Temporary/LastTest.log)"; \
+	  cat ctest.out; exit $$rc; }
 
 bench: build
 	@scripts/bootstrap.sh bench
