@@ -17,7 +17,7 @@ static void help(void)
            "Runs the model and writes each --tensor NAME to DIR/<file>.npy, where <file> is\n"
            "NAME with every character other than letters, digits, '.', '-' and '_' replaced\n"
            "by '_' (\"MobilenetV2/Conv/Relu6\" -> MobilenetV2_Conv_Relu6.npy). Without\n"
-           "--tensor it writes the graph outputs.\n"
+           "--tensor it writes the graph outputs (with --grad-of: that tensor).\n"
            "  --input FILE       a PNG (resized to the model's input and preprocessed) or a\n"
            "                     float .npy holding the input tensor as is (its shape sets the\n"
            "                     batch and size)\n"
@@ -183,7 +183,11 @@ int cmd_forward(int argc, char **argv)
     if (st != LVK_OK)
         goto done;
     mkdir(dir, 0755);
-    if (ntensors == 0)
+    /* Without --tensor: the graph outputs, or with --grad-of its tensor
+     * (only what was asked for is computed). */
+    if (ntensors == 0 && grad_of)
+        st = write_tensor(m, grad_name, dir);
+    else if (ntensors == 0)
         for (int i = 0; i < lvk_model_output_count(m) && st == LVK_OK; i++)
             st = write_tensor(m, lvk_model_output_name(m, i), dir);
     for (int i = 0; i < ntensors && st == LVK_OK; i++)
