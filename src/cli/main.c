@@ -14,6 +14,7 @@ static const struct {
     {"classify", cmd_classify, "classify PNG images"},
     {"forward", cmd_forward, "write tensors and input gradients as .npy files"},
     {"render", cmd_render, "feature visualization: optimise images so a unit fires"},
+    {"grid", cmd_grid, "neuron interaction grid: every pair of neurons rendered together"},
     {"response-map", cmd_response_map, "neural response maps: fit a map of neurons, plot how images light it up"},
     {"atlas", cmd_atlas, "every channel of chosen layers as a static site; resumable, sharded"},
     {"atlas-merge", cmd_atlas_merge, "combine atlas shards into one site"},
