@@ -15,6 +15,7 @@ int cmd_classify(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_grid(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 int cmd_response_map(int argc, char **argv);
 int cmd_atlas(int argc, char **argv);
 int cmd_atlas_merge(int argc, char **argv);

@@ -15,6 +15,7 @@ static const struct {
     {"forward", cmd_forward, "write tensors and input gradients as .npy files"},
     {"render", cmd_render, "feature visualization: optimise images so a unit fires"},
     {"grid", cmd_grid, "neuron interaction grid: every pair of neurons rendered together"},
+    {"sweep", cmd_sweep, "layer sweep: the same channels of several layers, one row each"},
     {"response-map", cmd_response_map, "neural response maps: fit a map of neurons, plot how images light it up"},
     {"atlas", cmd_atlas, "every channel of chosen layers as a static site; resumable, sharded"},
     {"atlas-merge", cmd_atlas_merge, "combine atlas shards into one site"},
