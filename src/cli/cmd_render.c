@@ -11,7 +11,9 @@
 #include "cli/cli.h"
 #include "io/lvk_io.h"
 #include "lucidvk/render.h"
+#include "io/labelled_grid.h"
 #include "lvk_util.h"
+#include "optvis/grid.h"
 
 static void help(void)
 {
@@ -28,6 +30,16 @@ static void help(void)
         "                         term to image i\n"
         "      --class K          shorthand for --objective \"class(K)\"\n"
         "      --negative         minimise instead (what the unit responds against)\n"
+        "      --both             positive and negative of each unit in one batch, written\n"
+        "                         as a labelled panel (negative left, positive right)\n"
+        "      --diversity K      K images of one unit pushed apart: adds\n"
+        "                         W*diversity(L), which penalises similar Gram matrices\n"
+        "      --diversity-weight W   (default 0.3; the term does not grow with the unit's\n"
+        "                         activation, so W follows the model's activation scale:\n"
+        "                         Lucid's 1e2 suits InceptionV1; on the demo model 1 or more\n"
+        "                         leaves some images without the unit at all, 0.3 spreads\n"
+        "                         them and keeps the unit on; raise it if images look alike)\n"
+        "      --diversity-layer L    layer whose Gram matrices are compared (default -l)\n"
         "Optimisation:\n"
         "      --steps N          optimisation steps (default 512)\n"
         "      --lr X             Adam learning rate (default 0.05)\n"
@@ -51,35 +63,6 @@ static void help(void)
         "      --json FILE        settings, seed, device, objective curve and timings\n"
         "      --device N|NAME    Vulkan device\n"
         CLI_PREPROC_HELP);
-}
-
-/* "0-7", "3,5,9", "2,10-12" -> list. */
-static int parse_channels(const char *s, int *out, int max)
-{
-    int n = 0;
-    while (*s) {
-        char *end;
-        long a = strtol(s, &end, 10), b = a;
-        if (end == s || a < 0)
-            return -1;
-        s = end;
-        if (*s == '-') {
-            b = strtol(s + 1, &end, 10);
-            if (end == s + 1 || b < a)
-                return -1;
-            s = end;
-        }
-        for (long c = a; c <= b; c++) {
-            if (n == max)
-                return -1;
-            out[n++] = (int)c;
-        }
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return -1;
-    }
-    return n;
 }
 
 struct progress {
@@ -106,18 +89,31 @@ static void on_progress(void *user, int step, int steps, double value)
         fprintf(stderr, "\n");
 }
 
+/* How the batch is written: a contact sheet, or with --both a panel of
+ * rows (one per unit, labelled) and two columns, negative then positive,
+ * with small images shown enlarged to at least 64 px so labels fit. */
 struct snap {
     const char *out;
+    const char *const *rows; /* --both: row labels, else NULL */
+    int nrows;
 };
 
-static lvk_status write_sheet(const char *path, const float *images, int b, int c, int h, int w)
+static lvk_status write_sheet(const struct snap *s, const char *path, const float *images, int b, int c,
+                              int h, int w)
 {
     struct lvk_image sheet;
-    if (b == 1) {
+    if (s->rows) {
+        static const char *const cols[2] = {"negative", "positive"};
+        struct lvk_labelled_grid g = {.rows = s->nrows, .cols = 2, .c = c, .h = h, .w = w,
+                                      .cells = images, .row_labels = s->rows, .col_labels = cols,
+                                      .gutter = 2, .zoom = LVK_MAX(1, (64 + w - 1) / w), .bg = 1.0f};
+        LVK_CHECK(lvk_labelled_grid_render(&g, &sheet));
+    } else if (b == 1) {
         struct lvk_image one = {.w = w, .h = h, .c = c, .data = (float *)images};
         return lvk_png_write(path, &one);
+    } else {
+        LVK_CHECK(lvk_image_sheet(images, b, c, h, w, 0, 2, 1.0f, &sheet));
     }
-    LVK_CHECK(lvk_image_sheet(images, b, c, h, w, 0, 2, 1.0f, &sheet));
     lvk_status st = lvk_png_write(path, &sheet);
     lvk_image_free(&sheet);
     return st;
@@ -136,7 +132,7 @@ static void on_snapshot(void *user, int step, const float *images, int b, int c,
     const struct snap *s = user;
     char path[1100];
     step_path(s->out, step, path, sizeof path);
-    if (write_sheet(path, images, b, c, h, w) != LVK_OK)
+    if (write_sheet(s, path, images, b, c, h, w) != LVK_OK)
         fprintf(stderr, "lucidvk: %s\n", lvk_last_error());
 }
 
@@ -151,15 +147,28 @@ static void cb_snapshot(void *u, int step, const float *im, int b, int c, int h,
     on_snapshot(&((struct user *)u)->s, step, im, b, c, h, w);
 }
 
+/* What to visualize, as the options give it. */
+struct unit_opts {
+    const char *layer, *channels, *objective, *klass, *div_layer;
+    bool neuron, both;
+    int diversity;
+    float div_weight;
+};
+
 static lvk_status write_json(const char *path, const char *model, const char *objective,
-                             const struct lvk_render_opts *o, const struct lvk_render_result *r,
-                             const lvk_ctx_t *ctx)
+                             const struct lvk_render_opts *o, const struct unit_opts *u,
+                             const struct lvk_render_result *r, const lvk_ctx_t *ctx)
 {
     struct lvk_jw w = {0};
     lvk_jw_begin_object(&w);
     lvk_jw_key(&w, "model"); lvk_jw_string(&w, model);
     lvk_jw_key(&w, "objective"); lvk_jw_string(&w, objective);
     lvk_jw_key(&w, "negative"); lvk_jw_bool(&w, o->negative);
+    lvk_jw_key(&w, "both"); lvk_jw_bool(&w, u->both);
+    lvk_jw_key(&w, "diversity"); lvk_jw_int(&w, u->diversity);
+    if (u->diversity) {
+        lvk_jw_key(&w, "diversity_weight"); lvk_jw_number(&w, u->div_weight);
+    }
     lvk_jw_key(&w, "seed"); lvk_jw_int(&w, (int64_t)o->seed);
     lvk_jw_key(&w, "steps"); lvk_jw_int(&w, r->steps);
     lvk_jw_key(&w, "lr"); lvk_jw_number(&w, o->lr > 0 ? o->lr : 0.05);
@@ -190,12 +199,112 @@ static lvk_status write_json(const char *path, const char *model, const char *ob
     return lvk_jw_write(&w, path);
 }
 
+/* Objective text for what the options ask, per mode:
+ *   plain:      unit i on image i ("channel(L, c)@i + ...")
+ *   --both:     image 2i minimises unit i, image 2i+1 maximises it
+ *   --diversity K: every image maximises the one unit, plus
+ *               W * diversity(DL) over the batch (already negated, see
+ *               src/optvis/objective.h: Lucid's "obj - 1e2*diversity").
+ *               The cosines diversity() sums do not scale with the
+ *               activations but the unit does, so W follows the model's
+ *               activation scale: Lucid's 1e2 suits InceptionV1, 0.3 the
+ *               demo model (tests/test_diversity.c).
+ * *batch is set when the mode fixes it. Returns NULL after printing a
+ * usage error (*status = 2) or on out-of-memory (*status = 1). */
+static char *build_objective(const struct unit_opts *u, int *batch, char ***row_labels, int *nrows,
+                             int *status)
+{
+    struct { char *s; size_t len, cap; } t = {0};
+    int list[1024], n = 1;
+    *status = 2;
+    if (u->layer) {
+        n = lvk_channel_list_parse(u->channels, list, 1024);
+        if (n < 1) {
+            cli_usage_error("render", "bad channel list '%s' (e.g. 7, 0-15, 3,5,9)", u->channels);
+            return NULL;
+        }
+        if (strchr(u->layer, '\'')) {
+            cli_usage_error("render", "a layer name with ' cannot be written in an objective");
+            return NULL;
+        }
+    }
+    if (u->diversity && n != 1) {
+        cli_usage_error("render", "--diversity renders one unit: give one channel");
+        return NULL;
+    }
+    if (u->both && u->objective && strchr(u->objective, '@')) {
+        cli_usage_error("render", "--both binds the objective to images itself: drop @i from it");
+        return NULL;
+    }
+    size_t cap = (size_t)n * (2 * (u->layer ? strlen(u->layer) : 0) + 96) +
+                 (u->objective ? 2 * strlen(u->objective) : 0) + (u->div_layer ? strlen(u->div_layer) : 0) + 256;
+    size_t ulen = (u->layer ? strlen(u->layer) : 0) + (u->objective ? strlen(u->objective) : 0) +
+                  (u->klass ? strlen(u->klass) : 0) + 64;
+    t.s = malloc(cap);
+    char *unit = malloc(ulen), *label = malloc(ulen);
+    if (u->both)
+        *row_labels = calloc((size_t)n, sizeof **row_labels);
+    if (!t.s || !unit || !label || (u->both && !*row_labels)) {
+        free(t.s);
+        free(unit);
+        free(label);
+        *status = 1;
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        /* This unit's term, unbound. */
+        if (u->layer)
+            snprintf(unit, ulen, "%s('%s', %d)", u->neuron ? "neuron" : "channel", u->layer, list[i]);
+        else if (u->klass)
+            snprintf(unit, ulen, "class(%s)", u->klass);
+        else
+            snprintf(unit, ulen, "(%s)", u->objective);
+        if (u->both) {
+            t.len += (size_t)snprintf(t.s + t.len, cap - t.len, "%s-%s@%d + %s@%d", i ? " + " : "", unit,
+                                      2 * i, unit, 2 * i + 1);
+            if (u->layer)
+                snprintf(label, ulen, "%s:%d", u->layer, list[i]);
+            else
+                snprintf(label, ulen, "%s", u->klass ? unit : u->objective);
+            (*row_labels)[i] = strdup(label);
+            if (!(*row_labels)[i]) {
+                *status = 1;
+                free(t.s);
+                free(unit);
+                free(label);
+                return NULL;
+            }
+            *nrows = i + 1;
+        } else if (u->diversity || n == 1) {
+            t.len += (size_t)snprintf(t.s + t.len, cap - t.len, "%s", unit);
+        } else {
+            t.len += (size_t)snprintf(t.s + t.len, cap - t.len, "%s%s@%d", i ? " + " : "", unit, i);
+        }
+    }
+    if (u->diversity) {
+        const char *dl = u->div_layer ? u->div_layer : u->layer;
+        char q = strchr(dl, '\'') ? '"' : '\'';
+        t.len += (size_t)snprintf(t.s + t.len, cap - t.len, " + %g*diversity(%c%s%c)", u->div_weight, q, dl, q);
+        *batch = u->diversity;
+    } else if (u->both) {
+        *batch = 2 * n;
+    } else if (u->layer && !*batch) {
+        *batch = n;
+    }
+    free(unit);
+    free(label);
+    *status = 0;
+    return t.s;
+}
+
 int cmd_render(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"layer", required_argument, 0, 'l'}, {"channels", required_argument, 0, 'c'},
         {"neuron", no_argument, 0, 'N'}, {"objective", required_argument, 0, 'x'},
         {"class", required_argument, 0, 'K'}, {"negative", no_argument, 0, 'g'},
+        {"both", no_argument, 0, 'B'}, {"diversity", required_argument, 0, 'V'},
+        {"diversity-weight", required_argument, 0, 'W'}, {"diversity-layer", required_argument, 0, 'Y'},
         {"steps", required_argument, 0, 's'}, {"lr", required_argument, 0, 'r'},
         {"seed", required_argument, 0, 'S'}, {"size", required_argument, 0, 'z'},
         {"batch", required_argument, 0, 'b'}, {"param", required_argument, 0, 'p'},
@@ -208,10 +317,10 @@ int cmd_render(int argc, char **argv)
     struct cli_preproc pre = {0};
     lvk_preproc_default(&pre.p);
     struct lvk_render_opts o = {.redirect_steps = -1};
-    const char *layer = NULL, *channels = NULL, *objective = NULL, *klass = NULL, *device = NULL;
-    const char *out = "render.png", *out_dir = NULL, *json = NULL;
-    bool neuron = false;
-    int c, r;
+    struct unit_opts u = {.div_weight = 0.3f};
+    bool div_weight_set = false;
+    const char *device = NULL, *out = "render.png", *out_dir = NULL, *json = NULL;
+    int c, r, batch = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "l:c:o:d:h", opts, NULL)) != -1) {
         if ((r = cli_preproc_parse(&pre, c, optarg)) != 0) {
@@ -220,17 +329,21 @@ int cmd_render(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'l': layer = optarg; break;
-        case 'c': channels = optarg; break;
-        case 'N': neuron = true; break;
-        case 'x': objective = optarg; break;
-        case 'K': klass = optarg; break;
+        case 'l': u.layer = optarg; break;
+        case 'c': u.channels = optarg; break;
+        case 'N': u.neuron = true; break;
+        case 'x': u.objective = optarg; break;
+        case 'K': u.klass = optarg; break;
         case 'g': o.negative = 1; break;
+        case 'B': u.both = true; break;
+        case 'V': u.diversity = atoi(optarg); if (u.diversity < 2) return cli_usage_error("render", "--diversity needs at least 2 images"); break;
+        case 'W': u.div_weight = strtof(optarg, NULL); div_weight_set = true; break;
+        case 'Y': u.div_layer = optarg; break;
         case 's': o.steps = atoi(optarg); if (o.steps < 1) return cli_usage_error("render", "--steps must be at least 1"); break;
         case 'r': o.lr = strtof(optarg, NULL); if (!(o.lr > 0)) return cli_usage_error("render", "--lr must be positive"); break;
         case 'S': o.seed = strtoull(optarg, NULL, 10); break;
         case 'z': o.size = atoi(optarg); if (o.size < 8) return cli_usage_error("render", "--size must be at least 8"); break;
-        case 'b': o.batch = atoi(optarg); if (o.batch < 1) return cli_usage_error("render", "--batch must be at least 1"); break;
+        case 'b': batch = atoi(optarg); if (batch < 1) return cli_usage_error("render", "--batch must be at least 1"); break;
         case 'p':
             if (!strcmp(optarg, "fft")) o.param = LVK_PARAM_FFT;
             else if (!strcmp(optarg, "pixel")) o.param = LVK_PARAM_PIXEL;
@@ -255,71 +368,69 @@ int cmd_render(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("render", "expected one MODEL.onnx");
     const char *path = argv[optind];
-    int nset = (layer != NULL) + (objective != NULL) + (klass != NULL);
+    int nset = (u.layer != NULL) + (u.objective != NULL) + (u.klass != NULL);
     if (nset != 1)
         return cli_usage_error("render", "give exactly one of -l LAYER, --objective EXPR, --class K");
-    if (layer && !channels)
+    if (u.layer && !u.channels)
         return cli_usage_error("render", "-l needs -c CHANNELS (e.g. -c 0-7)");
+    if (u.both && (o.negative || u.diversity))
+        return cli_usage_error("render", "--both renders the negative itself; it does not combine with "
+                                         "--negative or --diversity");
+    if (u.diversity && !u.layer && !u.div_layer)
+        return cli_usage_error("render", "--diversity with --objective or --class needs --diversity-layer L");
+    if ((u.div_layer || div_weight_set) && !u.diversity)
+        return cli_usage_error("render", "--diversity-weight and --diversity-layer need --diversity K");
+    if (batch && (u.both || u.diversity))
+        return cli_usage_error("render", "--batch is set by --both and --diversity");
 
-    /* -l/-c and --class become objective text. */
-    char *text = NULL;
-    if (layer) {
-        int list[1024];
-        int n = parse_channels(channels, list, 1024);
-        if (n < 1)
-            return cli_usage_error("render", "bad channel list '%s' (e.g. 7, 0-15, 3,5,9)", channels);
-        size_t cap = (size_t)n * (strlen(layer) + 48) + 1;
-        text = malloc(cap);
-        if (!text)
-            return 1;
-        size_t k = 0;
-        for (int i = 0; i < n; i++)
-            k += (size_t)snprintf(text + k, cap - k, n == 1 ? "%s%s('%s', %d)" : "%s%s('%s', %d)@%d",
-                                  i ? " + " : "", neuron ? "neuron" : "channel", layer, list[i], i);
-        if (!o.batch)
-            o.batch = n;
-    } else if (klass) {
-        text = malloc(strlen(klass) + 16);
-        if (!text)
-            return 1;
-        sprintf(text, "class(%s)", klass);
-    } else {
-        text = strdup(objective);
+    char **rows = NULL;
+    int nrows = 0, status = 1;
+    char *text = build_objective(&u, &batch, &rows, &nrows, &status);
+    if (!text) {
+        for (int i = 0; i < nrows; i++)
+            free(rows[i]);
+        free(rows);
+        return status;
     }
     o.objective = text;
+    o.batch = batch;
 
     lvk_status st = cli_preproc_resolve(&pre, path, &o.pre);
     lvk_ctx_t *ctx = NULL;
     struct lvk_render_result res = {0};
-    struct user u = {.p = {.tty = isatty(2), .t0 = now()}, .s = {.out = out}};
+    struct user us = {.p = {.tty = isatty(2), .t0 = now()},
+                      .s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows}};
     o.progress = cb_progress;
-    o.progress_every = u.p.tty ? 4 : 0;
+    o.progress_every = us.p.tty ? 4 : 0;
     o.snapshot = cb_snapshot;
-    o.user = &u;
-    int status = 1;
+    o.user = &us;
+    status = 1;
     if (st == LVK_OK)
         st = cli_open(device, &ctx);
     if (st == LVK_OK) {
-        if (u.p.tty)
+        if (us.p.tty)
             fprintf(stderr, "rendering %s on %s\n", text, lvk_ctx_device(ctx)->name);
-        u.p.t0 = now();
+        us.p.t0 = now();
         st = lvk_render(ctx, path, &o, &res);
     }
     if (st == LVK_OK)
-        st = write_sheet(out, res.images, res.batch, res.channels, res.height, res.width);
+        st = write_sheet(&us.s, out, res.images, res.batch, res.channels, res.height, res.width);
     if (st == LVK_OK && out_dir) {
         mkdir(out_dir, 0755);
         size_t one = (size_t)res.channels * res.height * res.width;
         for (int b = 0; b < res.batch && st == LVK_OK; b++) {
             char p[2048];
-            snprintf(p, sizeof p, "%s/%d.png", out_dir, b);
+            if (u.both)
+                snprintf(p, sizeof p, "%s/%d_%s.png", out_dir, b / 2, b % 2 ? "positive" : "negative");
+            else
+                snprintf(p, sizeof p, "%s/%d.png", out_dir, b);
             struct lvk_image im = {.w = res.width, .h = res.height, .c = res.channels,
                                    .data = res.images + (size_t)b * one};
             st = lvk_png_write(p, &im);
         }
     }
     if (st == LVK_OK && json)
-        st = write_json(json, path, text, &o, &res, ctx);
+        st = write_json(json, path, text, &o, &u, &res, ctx);
     if (st == LVK_OK) {
         double mean0 = 0, mean1 = 0;
         for (int b = 0; b < res.batch; b++) {
@@ -331,12 +442,15 @@ int cmd_render(int argc, char **argv)
                res.steps / (res.seconds > 0 ? res.seconds : 1e-9), mean0, mean1);
         status = 0;
     } else {
-        if (u.p.tty)
+        if (us.p.tty)
             fprintf(stderr, "\n");
         cli_error(st, NULL);
     }
     lvk_render_result_free(&res);
     lvk_ctx_destroy(ctx);
+    for (int i = 0; i < nrows; i++)
+        free(rows[i]);
+    free(rows);
     free(text);
     return status;
 }
