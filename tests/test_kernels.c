@@ -1,0 +1,307 @@
+/* Kernel measurements (src/analysis/kernels.c) on synthetic kernels whose
+ * answers are known by construction:
+ *   - Gabor kernels at 12 orientations (every 15 degrees), two sizes and
+ *     wavelengths: the orientation comes out within 3 degrees of theta,
+ *     the spatial frequency within 10% of 1 / lambda, selectivity high;
+ *   - an isotropic difference of Gaussians: selectivity near 0;
+ *   - colour: a Gabor copied to R, G and B has colour 0 and opponency 0,
+ *     +Gabor in R and -Gabor in G has colour 1 and opponency 1;
+ *   - rankings, finding the Conv behind a tensor name, the JSON listing
+ *     and the picture. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "analysis/kernels.h"
+#include "io/lvk_io.h"
+#include "nn/graph.h"
+
+#define PI 3.14159265358979323846
+#define ANGLE_TOL 3.0 /* degrees, the requirement */
+
+/* skimage-style Gabor: exp(-(x^2 + y^2) / 2 sigma^2) cos(2 pi x' / lambda),
+ * x' = x cos theta + y sin theta, with x to the right and y UP from the
+ * kernel's centre. */
+static void gabor(float *w, int size, double theta_deg, double lambda, double sigma, double phase)
+{
+    double th = theta_deg * PI / 180, c = (size - 1) / 2.0;
+    for (int r = 0; r < size; r++)
+        for (int s = 0; s < size; s++) {
+            double x = s - c, y = c - r, xp = x * cos(th) + y * sin(th);
+            w[r * size + s] = (float)(exp(-(x * x + y * y) / (2 * sigma * sigma)) *
+                                      cos(2 * PI * xp / lambda + phase));
+        }
+}
+
+static double angle_diff(double a, double b)
+{
+    double d = fmod(fabs(a - b), 180.0);
+    return d > 90 ? 180 - d : d;
+}
+
+static void test_gabor_orientation(void **state)
+{
+    const struct { int size; double lambda, sigma, phase; } cfg[] = {
+        {11, 4.0, 2.0, 0.0}, {7, 3.0, 1.5, 0.5}, {11, 6.0, 2.5, PI / 2}};
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++)
+        for (int a = 0; a < 12; a++) {
+            double theta = 15.0 * a;
+            float w[11 * 11];
+            gabor(w, cfg[c].size, theta, cfg[c].lambda, cfg[c].sigma, cfg[c].phase);
+            struct lvk_kernel_stats s;
+            assert_int_equal(lvk_kernel_stats(w, 1, cfg[c].size, cfg[c].size, &s), LVK_OK);
+            if (angle_diff(s.orientation, theta) > ANGLE_TOL)
+                fail_msg("Gabor %dx%d lambda %.1f at %.0f deg: orientation %.2f", cfg[c].size,
+                         cfg[c].size, cfg[c].lambda, theta, s.orientation);
+            assert_true(s.orientation >= 0 && s.orientation < 180);
+            if (fabs(s.frequency * cfg[c].lambda - 1) > 0.1)
+                fail_msg("Gabor lambda %.1f: frequency %.4f, want about %.4f", cfg[c].lambda,
+                         s.frequency, 1 / cfg[c].lambda);
+            assert_true(s.selectivity > 0.5);
+            if (c == 0 && a == 2) /* the example: 30 degrees */
+                print_message("Gabor at 30 deg: orientation %.2f, selectivity %.3f, frequency %.4f\n",
+                              s.orientation, s.selectivity, s.frequency);
+        }
+}
+
+static void test_isotropic(void **state)
+{
+    /* Centre-surround: a difference of Gaussians has no orientation. */
+    enum { S = 9 };
+    float w[S * S];
+    for (int r = 0; r < S; r++)
+        for (int s = 0; s < S; s++) {
+            double d2 = (r - 4) * (r - 4) + (s - 4) * (s - 4);
+            w[r * S + s] = (float)(exp(-d2 / 2.0) - 0.5 * exp(-d2 / 8.0));
+        }
+    struct lvk_kernel_stats st;
+    assert_int_equal(lvk_kernel_stats(w, 1, S, S, &st), LVK_OK);
+    assert_true(st.selectivity < 0.05);
+    /* A constant kernel has no spectrum past DC at all. */
+    for (int i = 0; i < S * S; i++)
+        w[i] = 0.3f;
+    assert_int_equal(lvk_kernel_stats(w, 1, S, S, &st), LVK_OK);
+    assert_float_equal(st.selectivity, 0, 0);
+    assert_float_equal(st.frequency, 0, 0);
+    assert_float_equal(st.norm, 0.3 * S, 1e-5);
+    assert_int_equal(lvk_kernel_stats(w, 1, 65, 1, &st), LVK_ERR_INVALID_ARG);
+}
+
+static void test_colour(void **state)
+{
+    enum { S = 7, T = S * S };
+    float g[T], w[3 * T];
+    gabor(g, S, 60, 3.5, 1.5, 0);
+    for (int i = 0; i < T; i++)
+        w[i] = w[T + i] = w[2 * T + i] = g[i];
+    struct lvk_kernel_stats s;
+    assert_int_equal(lvk_kernel_stats(w, 3, S, S, &s), LVK_OK);
+    assert_float_equal(s.colour, 0, 1e-6);
+    assert_float_equal(s.opponency, 0, 0);
+    assert_true(angle_diff(s.orientation, 60) <= ANGLE_TOL);
+    /* Red-green opponent edge, same orientation. */
+    for (int i = 0; i < T; i++) {
+        w[i] = g[i];
+        w[T + i] = -g[i];
+        w[2 * T + i] = 0;
+    }
+    assert_int_equal(lvk_kernel_stats(w, 3, S, S, &s), LVK_OK);
+    assert_float_equal(s.colour, 1, 1e-6);
+    assert_float_equal(s.opponency, 1, 1e-6);
+    assert_true(angle_diff(s.orientation, 60) <= ANGLE_TOL);
+    /* Red only: a third of its energy is achromatic, nothing opposes. */
+    for (int i = 0; i < T; i++)
+        w[T + i] = 0;
+    assert_int_equal(lvk_kernel_stats(w, 3, S, S, &s), LVK_OK);
+    assert_float_equal(s.colour, 2.0 / 3.0, 1e-6);
+    assert_float_equal(s.opponency, 0, 0);
+}
+
+static void test_rank(void **state)
+{
+    const struct lvk_kernel_stats st[5] = {
+        {.orientation = 120, .selectivity = 0.8f, .frequency = 0.3f, .colour = 0.1f, .norm = 1},
+        {.orientation = 10, .selectivity = 0.1f, .frequency = 0.1f, .colour = 0.9f, .norm = 3},
+        {.orientation = 45, .selectivity = 0.6f, .frequency = 0.2f, .colour = 0.5f, .norm = 2},
+        {.orientation = 170, .selectivity = 0.15f, .frequency = 0.4f, .colour = 0.0f, .norm = 5},
+        {.orientation = 0, .selectivity = 0.9f, .frequency = 0.05f, .colour = 0.2f, .norm = 4}};
+    int order[5];
+    lvk_kernels_rank(st, 5, LVK_RANK_ORIENTATION, order);
+    const int by_ori[5] = {4, 2, 0, 3, 1}; /* oriented by angle, then 0.15 before 0.1 */
+    assert_memory_equal(order, by_ori, sizeof order);
+    lvk_kernels_rank(st, 5, LVK_RANK_FREQUENCY, order);
+    assert_memory_equal(order, ((int[]){4, 1, 2, 0, 3}), sizeof order);
+    lvk_kernels_rank(st, 5, LVK_RANK_COLOUR, order);
+    assert_memory_equal(order, ((int[]){1, 2, 4, 0, 3}), sizeof order);
+    lvk_kernels_rank(st, 5, LVK_RANK_NORM, order);
+    assert_memory_equal(order, ((int[]){3, 4, 1, 2, 0}), sizeof order);
+    enum lvk_kernel_rank r;
+    assert_int_equal(lvk_kernel_rank_parse("color", &r), LVK_OK);
+    assert_int_equal(r, LVK_RANK_COLOUR);
+    assert_int_equal(lvk_kernel_rank_parse("size", &r), LVK_ERR_INVALID_ARG);
+    assert_non_null(strstr(lvk_last_error(), "orientation, frequency"));
+}
+
+/* in -> Conv c1 (2 x 3 x 3 x 3) -> Relu -> Conv c2 (depthwise 2 x 1 x 5 x 5)
+ * -> Add constant -> out; out2 = Add(c1 relu, out) is a residual. */
+static struct lvk_model *graph(float *w1, float *w2)
+{
+    struct lvk_model *m;
+    assert_int_equal(lvk_graph_create(NULL, "k.onnx", &m), LVK_OK);
+    struct lvk_shape xs = {4, {1, 3, 16, 16}}, w1s = {4, {2, 3, 3, 3}}, w2s = {4, {2, 1, 5, 5}},
+                     bs = {4, {1, 2, 1, 1}};
+    float bias[2] = {0.5f, -0.5f};
+    assert_true(lvk_graph_add_input(m, "in", LVK_DTYPE_F32, &xs) >= 0);
+    assert_true(lvk_graph_add_const(m, "w1", LVK_DTYPE_F32, &w1s, w1) >= 0);
+    assert_true(lvk_graph_add_const(m, "w2", LVK_DTYPE_F32, &w2s, w2) >= 0);
+    assert_true(lvk_graph_add_const(m, "b", LVK_DTYPE_F32, &bs, bias) >= 0);
+    struct lvk_attr grp = {.name = "group", .type = LVK_ATTR_INT, .i = 2};
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "c1", (const char *[]){"in", "w1"}, 2,
+                                        (const char *[]){"c1/out"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Relu", "r1", (const char *[]){"c1/out"}, 1,
+                                        (const char *[]){"c1/relu"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "c2", (const char *[]){"c1/relu", "w2"}, 2,
+                                        (const char *[]){"c2/out"}, 1, &grp, 1), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Add", "add", (const char *[]){"b", "c2/out"}, 2,
+                                        (const char *[]){"out"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Add", "res", (const char *[]){"c1/relu", "c1/relu"}, 2,
+                                        (const char *[]){"out2"}, 1, NULL, 0), LVK_OK);
+    return m;
+}
+
+static void test_find_conv(void **state)
+{
+    float w1[2 * 3 * 9], w2[2 * 25];
+    for (int i = 0; i < 54; i++)
+        w1[i] = (float)i;
+    for (int i = 0; i < 50; i++)
+        w2[i] = (float)-i;
+    struct lvk_model *m = graph(w1, w2);
+    struct lvk_conv_weights cw;
+    const char *to_c1[] = {NULL, "c1", "c1/out", "c1/relu"};
+    for (size_t i = 0; i < 4; i++) {
+        if (lvk_conv_weights_find(m, to_c1[i], &cw) != LVK_OK)
+            fail_msg("%s: %s", to_c1[i] ? to_c1[i] : "(default)", lvk_last_error());
+        assert_string_equal(cw.node, "c1");
+        assert_string_equal(cw.tensor, "w1");
+        assert_int_equal(cw.cout, 2);
+        assert_int_equal(cw.cin, 3);
+        assert_int_equal(cw.kh, 3);
+        assert_int_equal(cw.group, 1);
+        assert_memory_equal(cw.w, w1, sizeof w1);
+        lvk_conv_weights_free(&cw);
+    }
+    assert_int_equal(lvk_conv_weights_find(m, "out", &cw), LVK_OK);
+    assert_string_equal(cw.node, "c2");
+    assert_int_equal(cw.cin, 1);
+    assert_int_equal(cw.kw, 5);
+    assert_int_equal(cw.group, 2);
+    assert_memory_equal(cw.w, w2, sizeof w2);
+    lvk_conv_weights_free(&cw);
+    assert_int_equal(lvk_conv_weights_find(m, "out2", &cw), LVK_ERR_NOT_FOUND);
+    assert_int_equal(lvk_conv_weights_find(m, "nope", &cw), LVK_ERR_NOT_FOUND);
+    assert_non_null(strstr(lvk_last_error(), "'nope'"));
+    lvk_model_destroy(m);
+}
+
+/* Position (y * w + x) of the top-left corner of kernel k (3 x S x S) drawn
+ * at zoom z with its own scale, or -1. */
+static long find_tile(const struct lvk_image *img, const float *k, int S, int z)
+{
+    float mx = 0;
+    for (int i = 0; i < 3 * S * S; i++)
+        mx = fmaxf(mx, fabsf(k[i]));
+    const size_t plane = (size_t)img->w * img->h;
+    for (int y0 = 0; y0 + S * z <= img->h; y0++)
+        for (int x0 = 0; x0 + S * z <= img->w; x0++) {
+            int ok = 1;
+            for (int c = 0; c < 3 && ok; c++)
+                for (int y = 0; y < S * z && ok; y++)
+                    for (int x = 0; x < S * z && ok; x++) {
+                        float want = 0.5f + 0.5f * k[(c * S + y / z) * S + x / z] / mx;
+                        ok = fabsf(img->data[c * plane + (size_t)(y0 + y) * img->w + x0 + x] - want) < 1e-6f;
+                    }
+            if (ok)
+                return (long)y0 * img->w + x0;
+        }
+    return -1;
+}
+
+static void test_json_and_picture(void **state)
+{
+    /* Four Gabors at 0, 45, 90, 135 degrees, stored in a scrambled order. */
+    enum { S = 7, T = 3 * S * S };
+    const double angles[4] = {90, 0, 135, 45};
+    struct lvk_conv_weights cw = {.cout = 4, .cin = 3, .kh = S, .kw = S, .group = 1};
+    snprintf(cw.node, sizeof cw.node, "conv1");
+    snprintf(cw.tensor, sizeof cw.tensor, "conv1/w");
+    float w[4 * T];
+    cw.w = w;
+    struct lvk_kernel_stats st[4];
+    for (int k = 0; k < 4; k++) {
+        gabor(w + k * T, S, angles[k], 3.5, 1.5, 0);
+        memcpy(w + k * T + S * S, w + k * T, sizeof(float) * S * S);
+        memcpy(w + k * T + 2 * S * S, w + k * T, sizeof(float) * S * S);
+        assert_int_equal(lvk_kernel_stats(w + k * T, 3, S, S, &st[k]), LVK_OK);
+    }
+    int order[4];
+    lvk_kernels_rank(st, 4, LVK_RANK_ORIENTATION, order);
+    assert_memory_equal(order, ((int[]){1, 3, 0, 2}), sizeof order);
+
+    char path[] = "/tmp/lvk_kernels_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(lvk_kernels_write_json(path, &cw, st, order, LVK_RANK_ORIENTATION), LVK_OK);
+    struct lvk_json *j;
+    assert_int_equal(lvk_json_read(path, &j), LVK_OK);
+    unlink(path);
+    assert_string_equal(lvk_json_get(j, "layer")->string, "conv1");
+    assert_string_equal(lvk_json_get(j, "rank")->string, "orientation");
+    const struct lvk_json *ks = lvk_json_get(j, "kernels");
+    assert_int_equal(ks->count, 4);
+    for (int r = 0; r < 4; r++) {
+        const struct lvk_json *e = lvk_json_at(ks, (size_t)r);
+        assert_int_equal((int)lvk_json_get(e, "index")->number, order[r]);
+        assert_true(angle_diff(lvk_json_get(e, "orientation")->number, 45.0 * r) <= ANGLE_TOL);
+    }
+    lvk_json_free(j);
+
+    /* The picture: each kernel, upscaled 7 times (to 49 px), scaled so its
+     * largest |w| reaches 0 or 1 with 0 at mid-gray, appears in rank order
+     * (left to right, top to bottom). */
+    struct lvk_image img;
+    assert_int_equal(lvk_kernels_render(&cw, order, 4, st, LVK_RANK_ORIENTATION, 0, 0, &img), LVK_OK);
+    assert_int_equal(img.c, 3);
+    long last = -1;
+    for (int r = 0; r < 4; r++) {
+        long at = find_tile(&img, w + order[r] * T, S, 7);
+        if (at < 0)
+            fail_msg("kernel %d (rank %d) is not in the picture", order[r], r);
+        long row = at / img.w, col = at % img.w, lrow = last / img.w, lcol = last % img.w;
+        if (last >= 0)
+            assert_true(row > lrow || (row == lrow && col > lcol));
+        last = at;
+    }
+    lvk_image_free(&img);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gabor_orientation),
+        cmocka_unit_test(test_isotropic),
+        cmocka_unit_test(test_colour),
+        cmocka_unit_test(test_rank),
+        cmocka_unit_test(test_find_conv),
+        cmocka_unit_test(test_json_and_picture),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
