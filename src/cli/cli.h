@@ -16,10 +16,12 @@ int cmd_forward(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_grid(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
-int cmd_response_map(int argc, char **argv);
 int cmd_atlas(int argc, char **argv);
 int cmd_atlas_merge(int argc, char **argv);
+int cmd_response_map(int argc, char **argv);
 int cmd_attribute(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_kernels(int argc, char **argv);
 
 /* Prints "lucidvk: <what>: <lvk_last_error()>" and returns exit status 1. */
 int cli_error(lvk_status st, const char *what);

@@ -16,10 +16,12 @@ static const struct {
     {"render", cmd_render, "feature visualization: optimise images so a unit fires"},
     {"grid", cmd_grid, "neuron interaction grid: every pair of neurons rendered together"},
     {"sweep", cmd_sweep, "layer sweep: the same channels of several layers, one row each"},
-    {"response-map", cmd_response_map, "neural response maps: fit a map of neurons, plot how images light it up"},
     {"atlas", cmd_atlas, "every channel of chosen layers as a static site; resumable, sharded"},
     {"atlas-merge", cmd_atlas_merge, "combine atlas shards into one site"},
+    {"response-map", cmd_response_map, "neural response maps: fit a map of neurons, plot how images light it up"},
     {"attribute", cmd_attribute, "attribution heat maps: saliency, guided, ig, smoothgrad, gradcam"},
+    {"features", cmd_features, "feature maps of a layer for an image, as a labelled grid"},
+    {"kernels", cmd_kernels, "conv kernels as images, ranked by orientation, frequency, colour"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,119 @@
+/* lucidvk kernels: a conv layer's kernels as pictures, ranked by preferred
+ * orientation, spatial frequency, colour or norm (analysis/kernels.h).
+ * Reads the weights from the file: no device is needed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/kernels.h"
+#include "cli/cli.h"
+#include "nn/onnx.h"
+#include "lvk_util.h"
+
+static void help(void)
+{
+    printf("usage: lucidvk kernels MODEL.onnx [-l LAYER] [--rank R] [--json FILE] -o kernels.png\n\n"
+           "Draws every kernel of a conv layer (weights upscaled, 0 at mid-gray; RGB when the\n"
+           "layer sees 3 channels, else the input channel with the most energy) in rank order.\n"
+           "  -l, --layer NAME   a Conv node, its output, or a tensor computed from it through\n"
+           "                     elementwise ops (e.g. its Relu); default: the first Conv\n"
+           "  --rank R           orientation (default): preferred orientation, ascending, with\n"
+           "                       kernels of selectivity < %.2f last;\n"
+           "                     frequency: spatial frequency, ascending;\n"
+           "                     colour: share of non-achromatic energy, descending;\n"
+           "                     norm: L2 norm, descending\n"
+           "  --json FILE        each kernel's orientation (degrees, counterclockwise from +x,\n"
+           "                     normal to its stripes), orientation selectivity (0..1), spatial\n"
+           "                     frequency (cycles/pixel), colour and colour opponency (0..1)\n"
+           "  --zoom N           upscaling (default: to about 48 pixels)\n"
+           "  --shared-scale     one weight scale for the whole layer (default: per kernel)\n"
+           "  -o, --out FILE     the PNG to write\n"
+           "Orientation comes from each kernel's 2-D power spectrum: the power-weighted mean of\n"
+           "the doubled angle of the frequency vector (see src/analysis/kernels.h).\n",
+           (double)LVK_KERNEL_MIN_SELECTIVITY);
+}
+
+int cmd_kernels(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"layer", required_argument, 0, 'l'}, {"rank", required_argument, 0, 'r'},
+        {"json", required_argument, 0, 'j'}, {"zoom", required_argument, 0, 'z'},
+        {"shared-scale", no_argument, 0, 's'}, {"out", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *layer = NULL, *out = NULL, *json = NULL, *rank = "orientation";
+    int zoom = 0, shared = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': layer = optarg; break;
+        case 'r': rank = optarg; break;
+        case 'j': json = optarg; break;
+        case 'z': zoom = atoi(optarg); break;
+        case 's': shared = 1; break;
+        case 'o': out = optarg; break;
+        case 'h': help(); return 0;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 1 || (!out && !json))
+        return cli_usage_error("kernels", "expected MODEL.onnx and -o FILE.png and/or --json FILE");
+    if (zoom < 0)
+        return cli_usage_error("kernels", "--zoom must be positive");
+    enum lvk_kernel_rank by;
+    lvk_status st = lvk_kernel_rank_parse(rank, &by);
+    if (st != LVK_OK)
+        return cli_error(st, NULL);
+
+    const char *path = argv[optind];
+    struct lvk_model *m = NULL;
+    struct lvk_conv_weights cw = {0};
+    struct lvk_kernel_stats *stats = NULL;
+    int *order = NULL, status = 1;
+    struct lvk_image img = {0};
+    /* The graph as parsed, unplanned: weights are initializers. */
+    struct lvk_model_opts mo = {0};
+    if ((st = lvk_onnx_load_graph(NULL, path, &mo, NULL, 0, &m)) != LVK_OK)
+        goto done;
+    if ((st = lvk_conv_weights_find(m, layer, &cw)) != LVK_OK)
+        goto done;
+    stats = lvk_calloc((size_t)cw.cout, sizeof *stats);
+    order = lvk_calloc((size_t)cw.cout, sizeof *order);
+    if (!stats || !order) {
+        st = LVK_ERR_HOST_OOM;
+        goto done;
+    }
+    const size_t per = (size_t)cw.cin * cw.kh * cw.kw;
+    for (int k = 0; k < cw.cout; k++)
+        if ((st = lvk_kernel_stats(cw.w + k * per, cw.cin, cw.kh, cw.kw, &stats[k])) != LVK_OK)
+            goto done;
+    lvk_kernels_rank(stats, cw.cout, by, order);
+    printf("%s: Conv '%s', weights '%s' [%d, %d, %d, %d], ranked by %s\n", path, cw.node, cw.tensor,
+           cw.cout, cw.cin, cw.kh, cw.kw, lvk_kernel_rank_name(by));
+    printf("  rank kernel orientation selectivity frequency colour opponency   norm\n");
+    for (int r = 0; r < cw.cout; r++) {
+        const struct lvk_kernel_stats *s = &stats[order[r]];
+        printf("  %4d %6d %9.1f   %9.3f %9.3f %6.3f %9.3f %6.3g\n", r, order[r], s->orientation,
+               s->selectivity, s->frequency, s->colour, s->opponency, s->norm);
+    }
+    if (out) {
+        if ((st = lvk_kernels_render(&cw, order, cw.cout, stats, by, zoom, shared, &img)) != LVK_OK ||
+            (st = lvk_png_write(out, &img)) != LVK_OK)
+            goto done;
+        printf("  -> %s\n", out);
+    }
+    if (json) {
+        if ((st = lvk_kernels_write_json(json, &cw, stats, order, by)) != LVK_OK)
+            goto done;
+        printf("  -> %s\n", json);
+    }
+    status = 0;
+done:
+    if (st != LVK_OK)
+        cli_error(st, NULL);
+    lvk_image_free(&img);
+    free(stats);
+    free(order);
+    lvk_conv_weights_free(&cw);
+    lvk_model_destroy(m);
+    return status;
+}
