@@ -23,76 +23,9 @@
 #include <cmocka.h>
 
 #include "optvis/image_ops.h"
+#include "support/devbuf.h"
 #include "support/op_harness.h"
 
-/* ---- device helpers --------------------------------------------------------------- */
-
-#define MAX_BUFS 6
-
-struct dev {
-    struct lvk_buf b[MAX_BUFS];
-    struct lvk_arena arena;
-    int n;
-};
-
-/* Allocates n buffers of counts[i] floats. */
-static void dev_alloc(struct dev *d, const size_t *counts, int n)
-{
-    VkDeviceSize sizes[MAX_BUFS];
-    assert_true(n <= MAX_BUFS);
-    for (int i = 0; i < n; ++i)
-        sizes[i] = counts[i] * sizeof(float);
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    assert_int_equal(lvk_arena_create(lvk_test_ctx(), sizes, n, d->b, &d->arena), LVK_OK);
-}
-
-static void dev_free(struct dev *d)
-{
-    lvk_arena_destroy(lvk_test_ctx(), d->b, d->n, &d->arena);
-}
-
-static void put(const struct lvk_buf *b, const float *x, size_t n)
-{
-    assert_int_equal(lvk_buf_upload(lvk_test_ctx(), b, 0, x, n * sizeof *x), LVK_OK);
-}
-
-static void get(const struct lvk_buf *b, float *x, size_t n)
-{
-    assert_int_equal(lvk_buf_download(lvk_test_ctx(), b, 0, x, n * sizeof *x), LVK_OK);
-}
-
-static struct lvk_cmd *begin(void)
-{
-    struct lvk_cmd *cmd;
-    assert_int_equal(lvk_cmd_create(lvk_test_ctx(), false, &cmd), LVK_OK);
-    assert_int_equal(lvk_cmd_begin(cmd), LVK_OK);
-    return cmd;
-}
-
-static void finish(struct lvk_cmd *cmd)
-{
-    assert_int_equal(lvk_cmd_end(cmd), LVK_OK);
-    assert_int_equal(lvk_cmd_submit(cmd), LVK_OK);
-    lvk_cmd_destroy(cmd);
-}
-
-/* xorshift32, uniform in [lo, hi). */
-static double uniform(unsigned *s, double lo, double hi)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
-}
-
-static void fill(float *x, size_t n, unsigned *seed, double lo, double hi)
-{
-    for (size_t i = 0; i < n; ++i)
-        x[i] = (float)uniform(seed, lo, hi);
-}
 
 static double dotf(const float *a, const float *b, size_t n)
 {
