@@ -24,10 +24,9 @@
  * Objective of cell (r, c): for each of its two neurons L:ch,
  *   0.2 * channel(L, ch) + neuron(L, ch), bound to the cell (the diagonal
  *   counts its neuron twice), and - 10 * blur over the whole batch (the
- *   recipe's weight; the blur term works on the [0,1] image while the
- *   neuron terms scale with the network, so a model fed [-1,1] sees the
- *   blur about 100 times stronger, relative to its neurons, than Lucid's
- *   InceptionV1 fed [-117,138] did: the weight is a parameter).
+ *   recipe's weight, a parameter here: the blur term works on the [0,1]
+ *   image while the neuron terms scale with the network, so its relative
+ *   strength differs from model to model).
  *
  * ---- Layer sweep -------------------------------------------------------------------
  *
