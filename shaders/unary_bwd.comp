@@ -2,6 +2,7 @@
 // dx += f'(x) * dy for the elementwise activations of src/nn/ops/unary.c
 // (same op ids and parameters as unary_fwd.comp). Sigmoid and Tanh take
 // their derivative from the saved output y; the rest from the input x.
+// Tensors are vec4s, padded as in unary_fwd.comp.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 256) in;
 #include "common/index.glsl"
@@ -22,43 +23,38 @@ layout(constant_id = 2) const float P1 = 0.0;
 // run-time mode in ctrl.relu_mode.
 layout(constant_id = 3) const bool RELU_MODE = false;
 
-layout(std430, set = 0, binding = 0) buffer DX { float dx[]; };          // dx: [count]
-layout(std430, set = 0, binding = 1) readonly buffer DY { float dy[]; }; // dy: [count]
-layout(std430, set = 0, binding = 2) readonly buffer X { float x[]; };   // x: [count]
-layout(std430, set = 0, binding = 3) readonly buffer Y { float y[]; };   // y: [count]
+layout(std430, set = 0, binding = 0) buffer DX { vec4 dx[]; };          // dx: [ceil(count / 4)]
+layout(std430, set = 0, binding = 1) readonly buffer DY { vec4 dy[]; }; // dy: [ceil(count / 4)]
+layout(std430, set = 0, binding = 2) readonly buffer X { vec4 x[]; };   // x: [ceil(count / 4)]
+layout(std430, set = 0, binding = 3) readonly buffer Y { vec4 y[]; };   // y: [ceil(count / 4)]
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl {              // struct lvk_ctrl
     uint relu_mode;
 } ctrl;
 layout(push_constant) uniform PC {
-    uint count;
+    uint count; // floats
 } pc;
 
-const uint PER = 4; // elements per invocation, as in unary_fwd.comp
+const uint PER = 4; // vec4s per invocation, as in unary_fwd.comp
 
-float df(uint i, float g)
+// One component: v = x, s = y, g = dy.
+float df(uint mode, float v, float s, float g)
 {
     if (OP == OP_CLIP) {
         if (RELU_MODE)
-            return lvk_relu_grad(ctrl.relu_mode, x[i], g, P0, P1);
-        float v = x[i];
+            return lvk_relu_grad(mode, v, g, P0, P1);
         return (v >= P0 && v <= P1) ? g : 0.0;
     }
     if (OP == OP_LEAKY_RELU)
-        return x[i] > 0.0 ? g : P0 * g;
-    if (OP == OP_SIGMOID) {
-        float s = y[i];
+        return v > 0.0 ? g : P0 * g;
+    if (OP == OP_SIGMOID)
         return s * (1.0 - s) * g;
-    }
-    if (OP == OP_TANH) {
-        float t = y[i];
-        return (1.0 - t * t) * g;
-    }
+    if (OP == OP_TANH)
+        return (1.0 - s * s) * g;
     if (OP == OP_HARD_SIGMOID) {
-        float u = P0 * x[i] + P1;
+        float u = P0 * v + P1;
         return (u > 0.0 && u < 1.0) ? P0 * g : 0.0;
     }
     // OP_HARD_SWISH: x * clamp(x/6 + 1/2, 0, 1)
-    float v = x[i];
     if (v <= -3.0)
         return 0.0;
     if (v >= 3.0)
@@ -68,12 +64,22 @@ float df(uint i, float g)
 
 void main()
 {
+    // Only the ops that need them read x and y: unread bindings cost nothing.
+    const bool NEED_X = OP != OP_SIGMOID && OP != OP_TANH;
+    uint mode = RELU_MODE ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
+    uint n4 = (pc.count + 3u) / 4u;
     uint lid = gl_LocalInvocationID.x;
     uint base = (lvk_flat_index() - lid) * PER + lid;
     for (uint k = 0; k < PER; ++k) {
         uint i = base + k * gl_WorkGroupSize.x;
-        if (i >= pc.count)
+        if (i >= n4)
             return;
-        dx[i] += df(i, dy[i]);
+        vec4 g = dy[i];
+        vec4 v = NEED_X ? x[i] : vec4(0.0);
+        vec4 s = NEED_X ? vec4(0.0) : y[i];
+        vec4 d;
+        for (int c = 0; c < 4; ++c)
+            d[c] = df(mode, v[c], s[c], g[c]);
+        dx[i] += d;
     }
 }

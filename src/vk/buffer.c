@@ -41,7 +41,7 @@ lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int 
     }
     uint32_t type_bits = ~0u;
     for (int i = 0; i < n; i++) {
-        VkDeviceSize sz = sizes[i] < 4 ? 4 : align_up(sizes[i], 4);
+        VkDeviceSize sz = align_up(sizes[i] ? sizes[i] : 1, 16);
         if (sz > ctx->limits.maxStorageBufferRange) {
             st = lvk_fail(LVK_ERR_DEVICE_OOM,
                           "a tensor of %llu bytes exceeds the device's largest storage "

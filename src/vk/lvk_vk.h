@@ -87,8 +87,10 @@ struct lvk_arena {
     void **maps;
 };
 
-/* Creates `n` buffers of the given sizes (bytes; 0 is rounded up to 4) backed
- * by as few allocations as the device permits. bufs[i] receives each. */
+/* Creates `n` buffers of the given sizes backed by as few allocations as the
+ * device permits. bufs[i] receives each. Sizes are rounded up to whole vec4s
+ * (16 bytes), so elementwise shaders may read and write a tensor as vec4s
+ * and let the last one run into the padding. */
 lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
                             struct lvk_buf *bufs, struct lvk_arena *arena);
 /* Destroys the n buffers and the memory. NULL-safe, safe on a failed create. */

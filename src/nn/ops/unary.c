@@ -40,8 +40,8 @@ struct unary_pc {
 };
 _Static_assert(sizeof(struct unary_pc) == 4, "");
 
-/* Elements per invocation: PER in unary_{fwd,bwd}.comp. */
-#define UNARY_PER 4
+/* Floats per invocation: PER vec4s in unary_{fwd,bwd}.comp. */
+#define UNARY_PER 16
 
 /* ---- prepare ------------------------------------------------------------------ */
 
