@@ -9,11 +9,15 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "analysis/features.h"
 #include "io/lvk_io.h"
 #include "lucidvk/render.h"
 #include "io/labelled_grid.h"
 #include "lvk_util.h"
+#include "nn/graph.h"
+#include "nn/onnx.h"
 #include "optvis/grid.h"
+#include "optvis/objective.h"
 
 static void help(void)
 {
@@ -61,6 +65,18 @@ static void help(void)
         "      --out-dir DIR      also each image as DIR/<i>.png\n"
         "      --save-every N     also FILE_stepN.png every N steps\n"
         "      --json FILE        settings, seed, device, objective curve and timings\n"
+        "      --panel            also FILE_panel.png beside -o FILE.png: one row per image\n"
+        "                         with the initial image, the optimized image, and the\n"
+        "                         target layer's map for each (the NeuroVis AM matrix),\n"
+        "                         computed on the images as they are. The map is the mean\n"
+        "                         over the unit's channels (channel, neuron, class(k, L):\n"
+        "                         that channel; group: its channels; layer, direction:\n"
+        "                         all) of the first term of the objective that reads a\n"
+        "                         layer and applies to that image; both maps of a row\n"
+        "                         share one range, black lowest, white highest. Cells are\n"
+        "                         enlarged to at least 64 px.\n"
+        "      --panel-layer L    the panel shows the mean over all channels of L instead\n"
+        "                         (needed for class(k), whose logits are no feature map)\n"
         "      --device N|NAME    Vulkan device\n"
         CLI_PREPROC_HELP);
 }
@@ -119,19 +135,21 @@ static lvk_status write_sheet(const struct snap *s, const char *path, const floa
     return st;
 }
 
-static void step_path(const char *out, int step, char *buf, size_t len)
+/* out with `suffix` before its ".png": render.png -> render_step8.png. */
+static void sibling_path(const char *out, const char *suffix, char *buf, size_t len)
 {
     size_t n = strlen(out);
     if (n > 4 && !strcmp(out + n - 4, ".png"))
         n -= 4;
-    snprintf(buf, len, "%.*s_step%d.png", (int)n, out, step);
+    snprintf(buf, len, "%.*s%s.png", (int)n, out, suffix);
 }
 
 static void on_snapshot(void *user, int step, const float *images, int b, int c, int h, int w)
 {
     const struct snap *s = user;
-    char path[1100];
-    step_path(s->out, step, path, sizeof path);
+    char path[1100], suffix[32];
+    snprintf(suffix, sizeof suffix, "_step%d", step);
+    sibling_path(s->out, suffix, path, sizeof path);
     if (write_sheet(s, path, images, b, c, h, w) != LVK_OK)
         fprintf(stderr, "lucidvk: %s\n", lvk_last_error());
 }
@@ -297,6 +315,151 @@ static char *build_objective(const struct unit_opts *u, int *batch, char ***row_
     return t.s;
 }
 
+/* ---- --panel ----------------------------------------------------------------------- */
+
+/* What one panel row shows: the mean map over `channels` (NULL: all) of
+ * `layer`, and its label. Strings point into the parsed objective or the
+ * options. */
+struct panel_row {
+    const char *layer;
+    const int *channels;
+    int nchannels;
+    char label[160];
+};
+
+/* The first term of `obj` that reads a model tensor and applies to image b:
+ * the unit that image was optimised for. Diversity compares images rather
+ * than driving a unit, so it is passed over. */
+static const struct lvk_term *unit_term(const struct lvk_objective *obj, int b)
+{
+    for (int i = 0; i < obj->nterms; i++) {
+        const struct lvk_term *t = &obj->terms[i];
+        if (!lvk_term_on_image(t->kind) && t->kind != LVK_TERM_DIVERSITY && (t->batch < 0 || t->batch == b))
+            return t;
+    }
+    return NULL;
+}
+
+/* Fills rows[0..batch) from the objective text, or from panel_layer when
+ * given. Returns 0, or prints a usage error and returns 2. */
+static int panel_rows(const struct lvk_objective *obj, const char *panel_layer, int batch, bool negative,
+                      struct panel_row *rows)
+{
+    for (int b = 0; b < batch; b++) {
+        const struct lvk_term *t = unit_term(obj, b);
+        struct panel_row *r = &rows[b];
+        *r = (struct panel_row){.layer = panel_layer};
+        if (!t) {
+            if (!panel_layer)
+                return cli_usage_error("render", "--panel: no term of the objective reads a layer for "
+                                       "image %d; name one with --panel-layer L", b);
+            snprintf(r->label, sizeof r->label, "image %d", b);
+            continue;
+        }
+        if (!t->tensor && !panel_layer)
+            return cli_usage_error("render", "--panel: %s(%d) reads the model's output, which has no "
+                                   "feature map; name a layer with --panel-layer L",
+                                   lvk_term_name(t->kind), t->channel);
+        const char *sign = (t->weight < 0) != negative ? "-" : "";
+        const char *name = t->tensor ? t->tensor : "class";
+        int n = 0;
+        switch (t->kind) {
+        case LVK_TERM_CHANNEL: case LVK_TERM_NEURON: case LVK_TERM_CLASS:
+            n = snprintf(r->label, sizeof r->label, "%s%s:%d", sign, name, t->channel);
+            if (!panel_layer) {
+                r->channels = &t->channel;
+                r->nchannels = 1;
+            }
+            break;
+        case LVK_TERM_GROUP:
+            n = snprintf(r->label, sizeof r->label, "%s%s:", sign, name);
+            for (int k = 0; k < t->nchannels && n < (int)sizeof r->label; k++)
+                n += snprintf(r->label + n, sizeof r->label - (size_t)n, "%s%d", k ? "," : "", t->channels[k]);
+            if (!panel_layer) {
+                r->channels = t->channels;
+                r->nchannels = t->nchannels;
+            }
+            break;
+        default:
+            snprintf(r->label, sizeof r->label, "%s%s", sign, name);
+            break;
+        }
+        if (!panel_layer)
+            r->layer = t->tensor;
+    }
+    return 0;
+}
+
+/* The panel of a finished render: for every image, the cells of
+ * lvk_am_panel_cells on a model of its own (batch 1, the size the network
+ * ran at, so the maps are those the optimisation saw, less the random
+ * transforms), under one set of column labels. */
+static lvk_status render_panel(lvk_ctx_t *ctx, const char *path, const struct lvk_preproc *pre,
+                               const struct lvk_render_result *r, const struct panel_row *rows,
+                               struct lvk_image *out)
+{
+    const int B = r->batch, C = r->channels, H = r->height, W = r->width;
+    const size_t one = (size_t)C * H * W, cell = 3 * (size_t)H * W;
+    const char **layers = malloc((size_t)B * sizeof *layers);
+    float *cells = malloc((size_t)B * 4 * cell * sizeof *cells);
+    if (!layers || !cells) {
+        free(layers);
+        free(cells);
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    }
+    int nlayers = 0;
+    for (int b = 0; b < B; b++) {
+        int k = 0;
+        while (k < nlayers && strcmp(layers[k], rows[b].layer))
+            k++;
+        if (k == nlayers)
+            layers[nlayers++] = rows[b].layer;
+    }
+    struct lvk_model_opts mo = {.batch = 1, .height = r->net_height, .width = r->net_width,
+                                .outputs = layers, .noutputs = nlayers};
+    lvk_model_t *m = NULL;
+    lvk_status st = lvk_model_load(ctx, path, &mo, &m);
+    for (int b = 0; b < B && st == LVK_OK; b++) {
+        struct lvk_am_panel p = {.m = m, .pre = pre, .layer = rows[b].layer, .channels = rows[b].channels,
+                                 .nchannels = rows[b].nchannels, .cmap = LVK_CMAP_GRAY};
+        st = lvk_am_panel_cells(&p, r->initial + b * one, r->images + b * one, C, H, W,
+                                cells + b * 4 * cell);
+    }
+    if (st == LVK_OK) {
+        static const char *const cols[4] = {"initial", "optimized", "map(initial)", "map(optimized)"};
+        const char **labels = malloc((size_t)B * sizeof *labels);
+        if (!labels) {
+            st = lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+        } else {
+            for (int b = 0; b < B; b++)
+                labels[b] = rows[b].label;
+            struct lvk_labelled_grid g = {.rows = B, .cols = 4, .c = 3, .h = H, .w = W, .cells = cells,
+                                          .row_labels = labels, .col_labels = cols, .gutter = 4,
+                                          .zoom = LVK_MAX(1, (64 + W - 1) / W), .bg = 1.0f};
+            st = lvk_labelled_grid_render(&g, out);
+            free(labels);
+        }
+    }
+    lvk_model_destroy(m);
+    free(layers);
+    free(cells);
+    return st;
+}
+
+/* Whether the model has a tensor named `layer`, read from the file alone
+ * (no device), so a misspelt --panel-layer fails before the render. */
+static lvk_status check_layer(const char *path, const char *layer)
+{
+    struct lvk_model_opts mo = {0};
+    lvk_model_t *m = NULL;
+    lvk_status st = lvk_onnx_load_graph(NULL, path, &mo, NULL, 0, &m);
+    if (st == LVK_OK && lvk_graph_find(m, layer) < 0)
+        st = lvk_fail(LVK_ERR_NOT_FOUND, "--panel-layer: %s has no tensor '%s' (list them with "
+                      "'lucidvk info %s')", path, layer, path);
+    lvk_model_destroy(m);
+    return st;
+}
+
 int cmd_render(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -312,6 +475,7 @@ int cmd_render(int argc, char **argv)
         {"transforms", required_argument, 0, 'T'}, {"no-redirect", no_argument, 0, 'n'},
         {"out", required_argument, 0, 'o'}, {"out-dir", required_argument, 0, 'O'},
         {"save-every", required_argument, 0, 'e'}, {"json", required_argument, 0, 'j'},
+        {"panel", no_argument, 0, 'P'}, {"panel-layer", required_argument, 0, 'L'},
         {"device", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
         CLI_PREPROC_OPTIONS, {0, 0, 0, 0}};
     struct cli_preproc pre = {0};
@@ -319,7 +483,8 @@ int cmd_render(int argc, char **argv)
     struct lvk_render_opts o = {.redirect_steps = -1};
     struct unit_opts u = {.div_weight = 0.3f};
     bool div_weight_set = false;
-    const char *device = NULL, *out = "render.png", *out_dir = NULL, *json = NULL;
+    const char *device = NULL, *out = "render.png", *out_dir = NULL, *json = NULL, *panel_layer = NULL;
+    bool panel = false;
     int c, r, batch = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "l:c:o:d:h", opts, NULL)) != -1) {
@@ -360,6 +525,8 @@ int cmd_render(int argc, char **argv)
         case 'O': out_dir = optarg; break;
         case 'e': o.snapshot_every = atoi(optarg); break;
         case 'j': json = optarg; break;
+        case 'P': panel = true; break;
+        case 'L': panel_layer = optarg; break;
         case 'd': device = optarg; break;
         case 'h': help(); return 0;
         default: return 2;
@@ -382,6 +549,8 @@ int cmd_render(int argc, char **argv)
         return cli_usage_error("render", "--diversity-weight and --diversity-layer need --diversity K");
     if (batch && (u.both || u.diversity))
         return cli_usage_error("render", "--batch is set by --both and --diversity");
+    if (panel_layer && !panel)
+        return cli_usage_error("render", "--panel-layer needs --panel");
 
     char **rows = NULL;
     int nrows = 0, status = 1;
@@ -395,9 +564,33 @@ int cmd_render(int argc, char **argv)
     o.objective = text;
     o.batch = batch;
 
-    lvk_status st = cli_preproc_resolve(&pre, path, &o.pre);
+    /* The panel's rows are settled before rendering, so a panel that cannot
+     * be drawn fails at once. The batch is the render's: as given, else one
+     * past the highest image an objective term is bound to. */
+    struct lvk_objective *obj = NULL;
+    struct panel_row *prows = NULL;
+    lvk_status st = LVK_OK;
+    if (panel) {
+        st = lvk_objective_parse(text, &obj);
+        int nb = batch;
+        for (int i = 0; st == LVK_OK && !batch && i < obj->nterms; i++)
+            nb = LVK_MAX(nb, obj->terms[i].batch + 1);
+        nb = LVK_MAX(nb, 1);
+        if (st == LVK_OK && !(prows = calloc((size_t)nb, sizeof *prows)))
+            st = lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+        if (st == LVK_OK && panel_rows(obj, panel_layer, nb, o.negative, prows)) {
+            status = 2;
+            goto done;
+        }
+        if (st == LVK_OK && panel_layer)
+            st = check_layer(path, panel_layer);
+    }
+
+    if (st == LVK_OK)
+        st = cli_preproc_resolve(&pre, path, &o.pre);
     lvk_ctx_t *ctx = NULL;
     struct lvk_render_result res = {0};
+    struct lvk_image panel_img = {0};
     struct user us = {.p = {.tty = isatty(2), .t0 = now()},
                       .s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows}};
     o.progress = cb_progress;
@@ -413,6 +606,9 @@ int cmd_render(int argc, char **argv)
         us.p.t0 = now();
         st = lvk_render(ctx, path, &o, &res);
     }
+    /* Drawn before anything is written: a panel that fails leaves no files. */
+    if (st == LVK_OK && panel)
+        st = render_panel(ctx, path, &o.pre, &res, prows, &panel_img);
     if (st == LVK_OK)
         st = write_sheet(&us.s, out, res.images, res.batch, res.channels, res.height, res.width);
     if (st == LVK_OK && out_dir) {
@@ -429,6 +625,11 @@ int cmd_render(int argc, char **argv)
             st = lvk_png_write(p, &im);
         }
     }
+    char panel_path[1100];
+    if (st == LVK_OK && panel) {
+        sibling_path(out, "_panel", panel_path, sizeof panel_path);
+        st = lvk_png_write(panel_path, &panel_img);
+    }
     if (st == LVK_OK && json)
         st = write_json(json, path, text, &o, &u, &res, ctx);
     if (st == LVK_OK) {
@@ -440,14 +641,20 @@ int cmd_render(int argc, char **argv)
         printf("%s: %d image%s %dx%d, %d steps in %.1f s (%.2f steps/s); objective %.4g -> %.4g\n",
                out, res.batch, res.batch == 1 ? "" : "s", res.width, res.height, res.steps, res.seconds,
                res.steps / (res.seconds > 0 ? res.seconds : 1e-9), mean0, mean1);
+        if (panel)
+            printf("  panel -> %s\n", panel_path);
         status = 0;
     } else {
         if (us.p.tty)
             fprintf(stderr, "\n");
         cli_error(st, NULL);
     }
+    lvk_image_free(&panel_img);
     lvk_render_result_free(&res);
     lvk_ctx_destroy(ctx);
+done:
+    lvk_objective_destroy(obj);
+    free(prows);
     for (int i = 0; i < nrows; i++)
         free(rows[i]);
     free(rows);
