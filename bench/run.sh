@@ -3,7 +3,8 @@
 # bench/README.md). Not a test: it checks only that both compute the same
 # outputs.
 #   bench/run.sh [BUILD_DIR]     (default: build, relative to the repository)
-# Builds bench/bench_forward against BUILD_DIR/liblucidvk.a, then runs each
+# Builds bench/bench_forward and bench/bench_render against
+# BUILD_DIR/liblucidvk.a, then runs each
 # workload section below; each prints Markdown that is also appended to
 # bench/results/<YYYY-MM-DD>-<device-slug>.md (rewritten by every run).
 # Settings, from the environment:
@@ -11,6 +12,9 @@
 #   LVK_BENCH_BUDGET   seconds of timed rounds per network and batch (default
 #                      40; at least 3 rounds are run whatever it says)
 #   LVK_BENCH_OUT      results file (default as above)
+#   LVK_BENCH_PARTS    which workloads run (default "forward render")
+#   LVK_BENCH_RENDER_STEPS  steps of each render (default 512, Lucid's)
+#   LVK_BENCH_RENDER_REPS   renders per engine and workload (default 3)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,16 +42,26 @@ if nm "$build/liblucidvk.a" 2>/dev/null | grep -q ' U glslang_'; then
     done
     extra="$extra -Wl,--end-group -lstdc++"
 fi
+for prog in bench_forward bench_render; do
+    gcc -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DVK_NO_PROTOTYPES \
+        -Iinclude -Isrc -I"$build/generated" "bench/$prog.c" "$build/liblucidvk.a" \
+        -lprotobuf-c -lpng -lz -ldl -lm -lpthread $extra -o "$build/$prog"
+done
 bin=$build/bench_forward
-gcc -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DVK_NO_PROTOTYPES \
-    -Iinclude -Isrc -I"$build/generated" bench/bench_forward.c "$build/liblucidvk.a" \
-    -lprotobuf-c -lpng -lz -ldl -lm -lpthread $extra -o "$bin"
 
 # ---- the results file -------------------------------------------------------------
 device=$("$bin" --device-name)
 slug=$(printf '%s' "$device" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9][^a-z0-9]*/-/g; s/^-//; s/-$//')
 out=${LVK_BENCH_OUT:-bench/results/$(date +%F)-$slug.md}
 mkdir -p "$(dirname "$out")"
+parts=${LVK_BENCH_PARTS:-forward render}
+for p in $parts; do
+    case $p in
+        forward|render) ;;
+        *) echo "bench: LVK_BENCH_PARTS: unknown part '$p' (forward, render)" >&2; exit 2 ;;
+    esac
+done
+wants() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
 cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
@@ -57,7 +71,7 @@ cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
     echo "- commit: $commit"
     echo "- device: $device"
     echo "- CPU: ${cpu:-unknown}, $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- command: make bench (bench/run.sh); columns are explained in bench/README.md"
+    echo "- command: make bench (bench/run.sh), parts: $parts; columns are explained in bench/README.md"
     echo
 } > "$out"
 
@@ -86,11 +100,28 @@ nets() {
         --net "GoogLeNet (random weights)=$shared/torch/googlenet_random.onnx:-1,1" \
         --variant "classic conv kernel:LVK_CONV_KERNEL=classic"
 }
-section nets
+if wants forward; then section nets; fi
+
+# ---- workload: Lucid's render recipe ------------------------------------------------
+# Whole renders (spectral image, decorrelated colour, standard transforms,
+# Adam) of one channel objective per image on a mid layer, lucid-vk's
+# lvk_render against the same recipe in PyTorch, renders alternating.
+# GoogLeNet's export expects torchvision's ImageNet normalisation.
+render() {
+    echo "## Render: Lucid's recipe, lucid-vk and PyTorch"
+    echo
+    batches=""
+    for b in ${LVK_BENCH_BATCHES:-1 8}; do batches="$batches --batch $b"; done
+    $python bench/torch_render.py compare --lvk "$build/bench_render" $batches \
+        --steps "${LVK_BENCH_RENDER_STEPS:-512}" --reps "${LVK_BENCH_RENDER_REPS:-3}" \
+        --net "name=GoogLeNet (random weights);model=$shared/torch/googlenet_random.onnx;layer=inception4d;range=0,1;mean=0.485,0.456,0.406;std=0.229,0.224,0.225" \
+        --net "name=MobileNet V2 1.0;model=$shared/models/mobilenet_v2_1.0_224.onnx;layer=MobilenetV2/expanded_conv_11/expand/Relu6;range=-1,1"
+}
+if wants render; then section render; fi
 
 # ---- further workloads --------------------------------------------------------------
 # Add a function printing a Markdown section ("## Title", then tables) and
-# call it with `section NAME` here.
+# call it with `section NAME` here (and a part name for LVK_BENCH_PARTS).
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
 echo "bench: results in $out" >&2
