@@ -1,9 +1,11 @@
 /* Kernel measurements, rankings and pictures (definitions in kernels.h).
  *
- * Everything here reads constant weights on the host: no device, and the
- * model need not be finalized. The spectrum is a direct separable DFT of
- * the zero-padded kernel (a few thousand multiply-adds per tap), which for
- * kernels of at most a few dozen taps is cheaper than planning an FFT. */
+ * Everything but the gratings reads constant weights on the host: no
+ * device, and the model need not be finalized. The spectrum is a direct
+ * separable DFT of the zero-padded kernel (a few thousand multiply-adds per
+ * tap), which for kernels of at most a few dozen taps is cheaper than
+ * planning an FFT. The gratings run the model forward on the device, in
+ * batches, and reduce the responses on the host. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,22 @@
 
 #include "analysis/kernels.h"
 #include "analysis/features.h"
+#include "analysis/response_map.h"
 #include "nn/graph.h"
 
 #define PI 3.14159265358979323846
+
+/* Orientation and selectivity from the weighted sums of e^{2 i phi}
+ * (zr + i zi) and of the weights (total): the one definition both the
+ * spectrum and the gratings use. */
+static void doubled_angle_mean(double zr, double zi, double total, float *orientation, float *selectivity)
+{
+    double deg = 0.5 * atan2(zi, zr) * 180 / PI;
+    float o = (float)(deg < 0 ? deg + 180 : deg);
+    /* -1e-9 degrees wraps to 180 - 1e-9, which rounds to 180.0f: that is 0. */
+    *orientation = o >= 180.0f ? 0.0f : o;
+    *selectivity = (float)(sqrt(zr * zr + zi * zi) / total);
+}
 
 lvk_status lvk_kernel_stats(const float *w, int c, int kh, int kw, struct lvk_kernel_stats *out)
 {
@@ -89,11 +104,7 @@ lvk_status lvk_kernel_stats(const float *w, int c, int kh, int kw, struct lvk_ke
             total += p;
         }
     if (total > 0) {
-        double deg = 0.5 * atan2(zi, zr) * 180 / PI;
-        float o = (float)(deg < 0 ? deg + 180 : deg);
-        /* -1e-9 degrees wraps to 180 - 1e-9, which rounds to 180.0f: that is 0. */
-        out->orientation = o >= 180.0f ? 0.0f : o;
-        out->selectivity = (float)(sqrt(zr * zr + zi * zi) / total);
+        doubled_angle_mean(zr, zi, total, &out->orientation, &out->selectivity);
         out->frequency = (float)(fsum / total);
     }
 
@@ -228,6 +239,20 @@ static int is_const_value(const struct lvk_model *m, int v)
     return m->values[v].is_const || const_data(m, v) != NULL;
 }
 
+/* The one runtime input of node n (binary ops: the other is constant), or
+ * -1 when it has none or several (a residual Add is not one conv's). */
+static int runtime_input(const struct lvk_model *m, const struct lvk_node *n)
+{
+    int next = -1;
+    for (int k = 0; k < n->ninputs; k++)
+        if (n->inputs[k] >= 0 && !is_const_value(m, n->inputs[k])) {
+            if (next >= 0)
+                return -1;
+            next = n->inputs[k];
+        }
+    return next;
+}
+
 static int find_conv(const struct lvk_model *m, const char *layer)
 {
     if (!layer) {
@@ -249,17 +274,25 @@ static int find_conv(const struct lvk_model *m, const char *layer)
             return p;
         if (!passes_through(n->op_type))
             return -1;
-        /* Follow the one runtime input (binary ops: the other is constant). */
-        int next = -1;
-        for (int k = 0; k < n->ninputs; k++)
-            if (n->inputs[k] >= 0 && !is_const_value(m, n->inputs[k])) {
-                if (next >= 0)
-                    return -1; /* two runtime inputs: a residual Add, not one conv */
-                next = n->inputs[k];
-            }
-        v = next;
+        v = runtime_input(m, n);
     }
     return -1;
+}
+
+/* Whether value v is the graph's image input, or computed from it through
+ * elementwise ops only (in-graph normalisation, Pad). */
+static int from_image(const struct lvk_model *m, int v)
+{
+    for (int hops = 0; v >= 0 && hops < 16; hops++) {
+        int p = m->values[v].producer;
+        if (p < 0)
+            return !is_const_value(m, v);
+        const struct lvk_node *n = &m->nodes[p];
+        if (!passes_through(n->op_type) && strcmp(n->op_type, "Pad"))
+            return 0;
+        v = runtime_input(m, n);
+    }
+    return 0;
 }
 
 lvk_status lvk_conv_weights_find(const lvk_model_t *m, const char *layer, struct lvk_conv_weights *out)
@@ -282,6 +315,8 @@ lvk_status lvk_conv_weights_find(const lvk_model_t *m, const char *layer, struct
         return lvk_fail(LVK_ERR_FORMAT, "%s: Conv '%s' has no weights", m->path, out->node);
     const struct lvk_value *wv = &m->values[n->inputs[1]];
     snprintf(out->tensor, sizeof out->tensor, "%s", wv->name);
+    snprintf(out->output, sizeof out->output, "%s", m->values[n->outputs[0]].name);
+    out->sees_image = from_image(m, n->inputs[0]);
     const float *data = const_data(m, n->inputs[1]);
     if (!data)
         return lvk_fail(LVK_ERR_UNSUPPORTED, "%s: the weights '%s' of Conv '%s' are computed at run time, "
@@ -311,6 +346,152 @@ void lvk_conv_weights_free(struct lvk_conv_weights *cw)
         free(cw->w);
         cw->w = NULL;
     }
+}
+
+/* ---- gratings ------------------------------------------------------------------------ */
+
+int lvk_grating_frequencies(int h, int w, float *f, int max)
+{
+    int n = 0;
+    for (int j = 0;; j++) {
+        double fj = pow(2.0, -(j + 3) / 2.0);
+        if (fj * LVK_MIN(h, w) < 2)
+            return n;
+        if (n < max)
+            f[n] = (float)fj;
+        n++;
+    }
+}
+
+/* The grating of frequency f, direction theta and phase phi (kernels.h) as
+ * a preprocessed image [C, H, W]. */
+static void grating(const struct lvk_preproc *pre, double f, double theta, double phi, int C, int H, int W,
+                    float *img)
+{
+    const double kx = 2 * PI * f * cos(theta), ky = 2 * PI * f * sin(theta);
+    const double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
+    for (int r = 0; r < H; r++)
+        for (int s = 0; s < W; s++)
+            img[r * W + s] = (float)(0.5 + 0.5 * cos(kx * (s - cx) + ky * (cy - r) + phi));
+    for (int c = 1; c < C; c++)
+        memcpy(img + (size_t)c * H * W, img, (size_t)H * W * sizeof *img);
+    lvk_preproc_apply(pre, img, C, H, W);
+}
+
+/* Loads the model with `tensor` as output at a batch that keeps the
+ * activations within budget (or o->batch), and checks the shapes. */
+static lvk_status grating_model(lvk_ctx_t *ctx, const char *path, const char *tensor, int want_batch,
+                                int nchannels, lvk_model_t **out)
+{
+    const char *outs[1] = {tensor};
+    struct lvk_model_opts mo = {.batch = 1, .outputs = outs, .noutputs = 1};
+    lvk_model_t *m = NULL;
+    *out = NULL;
+    LVK_CHECK(lvk_model_load(ctx, path, &mo, &m));
+    struct lvk_tensor_info in, t;
+    lvk_status st = lvk_model_tensor_find(m, lvk_model_input_name(m), &in);
+    if (st == LVK_OK && in.ndim != 4)
+        st = lvk_fail(LVK_ERR_INVALID_ARG, "%s: gratings need an image input [N, C, H, W]; '%s' is %d-D",
+                      path, in.name, in.ndim);
+    if (st == LVK_OK)
+        st = lvk_model_tensor_find(m, tensor, &t);
+    if (st == LVK_OK && (t.ndim != 4 || t.shape[1] != nchannels))
+        st = lvk_fail(LVK_ERR_INVALID_ARG, "%s: gratings measure a feature map [N, %d, h, w]; '%s' is %d-D "
+                      "with %lld channels", path, nchannels, tensor, t.ndim,
+                      (long long)(t.ndim > 1 ? t.shape[1] : 0));
+    int batch = want_batch > 0 ? want_batch : lvk_rmap_auto_batch(m, 256ull << 20);
+    lvk_model_destroy(m);
+    if (st != LVK_OK)
+        return st;
+    mo.batch = LVK_MAX(1, batch);
+    return lvk_model_load(ctx, path, &mo, out);
+}
+
+lvk_status lvk_grating_stats(lvk_ctx_t *ctx, const char *model_path, const char *tensor,
+                             const struct lvk_preproc *pre, const struct lvk_grating_opts *o,
+                             struct lvk_kernel_stats *stats, int nchannels)
+{
+    enum { MAXF = 32 };
+    const int A = o->angles > 0 ? o->angles : 36, P = o->phases > 0 ? o->phases : 8;
+    lvk_model_t *m = NULL;
+    struct lvk_tensor_info in, t;
+    LVK_CHECK(grating_model(ctx, model_path, tensor, o->batch, nchannels, &m));
+    lvk_status st = lvk_model_tensor_find(m, lvk_model_input_name(m), &in);
+    if (st == LVK_OK)
+        st = lvk_model_tensor_find(m, tensor, &t);
+    if (st != LVK_OK) {
+        lvk_model_destroy(m);
+        return st;
+    }
+    const int B = (int)in.shape[0], C = (int)in.shape[1], H = (int)in.shape[2], W = (int)in.shape[3];
+    const int K = nchannels, h = (int)t.shape[2], w = (int)t.shape[3];
+    float freq[MAXF];
+    const int F = LVK_MIN(lvk_grating_frequencies(H, W, freq, MAXF), MAXF);
+    if (F < 1) {
+        lvk_model_destroy(m);
+        return lvk_fail(LVK_ERR_INVALID_ARG, "%s: a %d x %d input is too small for gratings of two cycles",
+                        model_path, W, H);
+    }
+    /* The central half of the map, or all of it when that is empty. */
+    const int y0 = h / 4, y1 = h - h / 4, x0 = w / 4, x1 = w - w / 4;
+    const int ry0 = y1 > y0 ? y0 : 0, ry1 = y1 > y0 ? y1 : h, rx0 = x1 > x0 ? x0 : 0, rx1 = x1 > x0 ? x1 : w;
+    const double per_unit = 1.0 / ((double)P * (ry1 - ry0) * (rx1 - rx0));
+    const size_t one = (size_t)C * H * W, plane = (size_t)h * w;
+    const int total = F * A * P;
+    float *x = malloc((size_t)B * one * sizeof *x), *act = malloc((size_t)B * K * plane * sizeof *act);
+    double *r = calloc((size_t)F * A * K, sizeof *r); /* r[(fi * A + ai) * K + k] */
+    if (!x || !act || !r)
+        st = lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    for (int g0 = 0; g0 < total && st == LVK_OK; g0 += B) {
+        const int n = LVK_MIN(B, total - g0);
+        for (int b = 0; b < B; b++) {
+            /* The last batch repeats its first grating in the unused slots. */
+            const int g = g0 + (b < n ? b : 0), fi = g / (A * P), ai = g / P % A, pi = g % P;
+            grating(pre, freq[fi], PI * ai / A, 2 * PI * pi / P, C, H, W, x + b * one);
+        }
+        st = lvk_model_set_input(m, in.name, x, (size_t)B * one);
+        if (st == LVK_OK) st = lvk_model_forward(m);
+        if (st == LVK_OK) st = lvk_model_read(m, tensor, act, (size_t)B * K * plane);
+        for (int b = 0; b < n && st == LVK_OK; b++) {
+            const int g = g0 + b, fa = g / P;
+            for (int k = 0; k < K; k++) {
+                const float *a = act + ((size_t)b * K + k) * plane;
+                double sum = 0;
+                for (int yy = ry0; yy < ry1; yy++)
+                    for (int xx = rx0; xx < rx1; xx++)
+                        sum += fmax(0.0, a[yy * w + xx]);
+                r[(size_t)fa * K + k] += sum * per_unit;
+            }
+        }
+    }
+    for (int k = 0; k < K && st == LVK_OK; k++) {
+        int best = -1;
+        double peak = 0;
+        for (int fi = 0; fi < F; fi++)
+            for (int ai = 0; ai < A; ai++)
+                if (r[((size_t)fi * A + ai) * K + k] > peak) {
+                    peak = r[((size_t)fi * A + ai) * K + k];
+                    best = fi;
+                }
+        struct lvk_kernel_stats *s = &stats[k];
+        s->orientation = s->selectivity = s->frequency = 0;
+        if (best < 0)
+            continue; /* silent for every grating */
+        double zr = 0, zi = 0, sum = 0;
+        for (int ai = 0; ai < A; ai++) {
+            const double v = r[((size_t)best * A + ai) * K + k], th = PI * ai / A;
+            zr += v * cos(2 * th);
+            zi += v * sin(2 * th);
+            sum += v;
+        }
+        doubled_angle_mean(zr, zi, sum, &s->orientation, &s->selectivity);
+        s->frequency = freq[best];
+    }
+    free(x);
+    free(act);
+    free(r);
+    lvk_model_destroy(m);
+    return st;
 }
 
 /* ---- pictures ----------------------------------------------------------------------- */
@@ -394,10 +575,17 @@ lvk_status lvk_kernels_render(const struct lvk_conv_weights *cw, const int *orde
     return st;
 }
 
+const char *lvk_orient_method_name(enum lvk_orient_method m)
+{
+    return m == LVK_ORIENT_GRATINGS ? "gratings" : "spectrum";
+}
+
 lvk_status lvk_kernels_write_json(const char *path, const struct lvk_conv_weights *cw,
                                   const struct lvk_kernel_stats *stats, const int *order,
-                                  enum lvk_kernel_rank by)
+                                  enum lvk_kernel_rank by, enum lvk_orient_method method,
+                                  const char *response_of)
 {
+    const int gr = method == LVK_ORIENT_GRATINGS;
     struct lvk_jw j = {0};
     lvk_jw_begin_object(&j);
     lvk_jw_key(&j, "layer");
@@ -411,16 +599,29 @@ lvk_status lvk_kernels_write_json(const char *path, const struct lvk_conv_weight
     lvk_jw_int(&j, cw->kh);
     lvk_jw_int(&j, cw->kw);
     lvk_jw_end_array(&j);
+    lvk_jw_key(&j, "method");
+    lvk_jw_string(&j, lvk_orient_method_name(method));
+    if (gr) {
+        lvk_jw_key(&j, "response_of");
+        lvk_jw_string(&j, response_of);
+    }
     lvk_jw_key(&j, "definitions");
     lvk_jw_begin_object(&j);
     lvk_jw_key(&j, "orientation");
-    lvk_jw_string(&j, "degrees in [0, 180), counterclockwise on screen from +x: the direction of "
-                      "the power-weighted mean doubled angle of the spatial-frequency vector "
-                      "(normal to the stripes; a Gabor's theta)");
+    lvk_jw_string(&j, gr ? "degrees in [0, 180), counterclockwise on screen from +x: half the angle of "
+                           "sum r(theta) e^{2 i theta}, r the channel's response to full-contrast "
+                           "gratings across direction theta at its preferred frequency, averaged over "
+                           "phases and the central half of its map after rectifying each unit"
+                         : "degrees in [0, 180), counterclockwise on screen from +x: the direction of "
+                           "the power-weighted mean doubled angle of the spatial-frequency vector "
+                           "(normal to the stripes; a Gabor's theta)");
     lvk_jw_key(&j, "selectivity");
-    lvk_jw_string(&j, "length of that mean doubled-angle vector, 0 isotropic .. 1 one orientation");
+    lvk_jw_string(&j, gr ? "|sum r e^{2 i theta}| / sum r, 0 isotropic .. 1 one orientation"
+                         : "length of that mean doubled-angle vector, 0 isotropic .. 1 one orientation");
     lvk_jw_key(&j, "frequency");
-    lvk_jw_string(&j, "power-weighted mean spatial frequency, cycles per pixel");
+    lvk_jw_string(&j, gr ? "the grating frequency (half-octave steps), cycles per pixel, with the "
+                           "strongest response at any orientation"
+                         : "power-weighted mean spatial frequency, cycles per pixel");
     lvk_jw_key(&j, "colour");
     lvk_jw_string(&j, "share of the energy outside the achromatic (channel-mean) component");
     lvk_jw_key(&j, "opponency");

@@ -40,12 +40,44 @@
  *
  * Only layers whose kernels see image-like inputs (the first conv, or a
  * depthwise conv) have meaningful orientations this way; 1x1 kernels have
- * none (selectivity 0). */
+ * none (selectivity 0).
+ *
+ * ---- Orientation from gratings (layers past the first) ------------------------
+ *
+ * Past the first conv the weights do not live in image space, so the model
+ * is shown full-contrast sinusoidal gratings in [0, 1] image space (every
+ * colour channel alike, then the model's preprocessing),
+ *   g(x, y) = 0.5 + 0.5 cos(2 pi f (x cos theta + y sin theta) + phi),
+ * x to the right and y UP from the image centre, as for kernels, at
+ *   theta = 180 k / angles        (k < angles; default 36, every 5 degrees),
+ *   f = 2^{-(j+3)/2} cycles/pixel (half octaves 0.354, 0.25, 0.177, ..., down
+ *                                  to two cycles across the image),
+ *   phi = 360 p / phases          (p < phases; default 8).
+ * A channel's response r(theta, f) is the mean, over the phases and over the
+ * central half of its map (rows [h/4, h - h/4), likewise columns; the whole
+ * map when that is empty), of max(0, a). The centre because units near the
+ * border see the padding instead of the grating; a region rather than one
+ * unit because its positions and the phases together average over where
+ * the stripes fall, which a single unit with few phases does not. Each unit
+ * is rectified before averaging: a no-op after a ReLU, and on a linear map
+ * it keeps opposite phases from cancelling to the orientation-blind mean.
+ * Preferred frequency: the f whose strongest response over theta is the
+ * highest. At that frequency orientation and selectivity are defined as for
+ * the spectrum, with the responses as weights:
+ *   z = sum_theta r e^{2 i theta} / sum_theta r,
+ *   orientation = arg(z) / 2, selectivity = |z|.
+ * theta is a grating's direction across its stripes, the same angle the
+ * spectrum reports, so on a first layer the two methods agree (within the
+ * difference between weighting all frequencies by power and one frequency
+ * by rectified response; tests/test_kernels.c measures it). A channel that
+ * responds to no grating gets 0 for all three. Colour, opponency and norm
+ * stay those of the weights. */
 #ifndef LVK_ANALYSIS_KERNELS_H
 #define LVK_ANALYSIS_KERNELS_H
 
 #include "io/lvk_io.h"
 #include "lucidvk/lucidvk.h"
+#include "lucidvk/preproc.h"
 
 #define LVK_KERNEL_FFT 64
 /* Below this selectivity a kernel's orientation is noise: the orientation
@@ -82,6 +114,9 @@ void lvk_kernels_rank(const struct lvk_kernel_stats *stats, int n, enum lvk_kern
 struct lvk_conv_weights {
     char node[256];     /* the Conv node's name */
     char tensor[256];   /* the weight tensor's name */
+    char output[256];   /* the tensor the Conv produces */
+    int sees_image;     /* its input is the graph's image input, directly or
+                           through elementwise ops (a first layer) */
     int cout, cin, kh, kw, group;
     float *w;           /* malloc'd copy */
 };
@@ -106,11 +141,44 @@ lvk_status lvk_kernels_render(const struct lvk_conv_weights *cw, const int *orde
                               const struct lvk_kernel_stats *stats, enum lvk_kernel_rank by,
                               int zoom, int shared_scale, struct lvk_image *out);
 
-/* Writes {"layer", "tensor", "shape", "definitions", "rank", "kernels": [{"index", "rank",
- * "orientation", "selectivity", "frequency", "colour", "opponency", "norm"}]}
- * in rank order, atomically. */
+/* Where orientation, selectivity and frequency come from. */
+enum lvk_orient_method {
+    LVK_ORIENT_SPECTRUM, /* the weights' power spectrum */
+    LVK_ORIENT_GRATINGS, /* responses to gratings (lvk_grating_stats) */
+};
+
+/* "spectrum", "gratings". */
+const char *lvk_orient_method_name(enum lvk_orient_method m);
+
+struct lvk_grating_opts {
+    int angles;   /* orientations over [0, 180); 0: 36 */
+    int phases;   /* 0: 8 */
+    int batch;    /* gratings per forward pass; 0: as many as fit 256 MiB of
+                     activations (at most 32) */
+};
+
+/* The grating frequencies for an image of h x w: up to max of them into f
+ * (cycles per pixel, falling); returns how many there are. */
+int lvk_grating_frequencies(int h, int w, float *f, int max);
+
+/* Measures every channel of `tensor` ([N, K, h, w], K == nchannels) of the
+ * model at `model_path`, run at its declared input size with preprocessing
+ * `pre`, and sets orientation, selectivity and frequency of stats[0..K) as
+ * defined above, leaving the other fields. The gratings run in batches of
+ * o->batch. Fails with LVK_ERR_NOT_FOUND for an unknown tensor,
+ * LVK_ERR_INVALID_ARG when it is not 4-D with nchannels channels or the
+ * input is not an image [N, C, H, W], and with what lvk_model_load reports. */
+lvk_status lvk_grating_stats(lvk_ctx_t *ctx, const char *model_path, const char *tensor,
+                             const struct lvk_preproc *pre, const struct lvk_grating_opts *o,
+                             struct lvk_kernel_stats *stats, int nchannels);
+
+/* Writes {"layer", "tensor", "shape", "method", "response_of", "definitions", "rank",
+ * "kernels": [{"index", "rank", "orientation", "selectivity", "frequency", "colour",
+ * "opponency", "norm"}]} in rank order, atomically. "response_of" (gratings
+ * only) names the tensor measured; the definitions are those of `method`. */
 lvk_status lvk_kernels_write_json(const char *path, const struct lvk_conv_weights *cw,
                                   const struct lvk_kernel_stats *stats, const int *order,
-                                  enum lvk_kernel_rank by);
+                                  enum lvk_kernel_rank by, enum lvk_orient_method method,
+                                  const char *response_of);
 
 #endif
