@@ -156,7 +156,7 @@ static lvk_status record_profiled(struct bench *b, struct lvk_cmd *cmd, struct s
     struct lvk_model *m = b->m;
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
-        if (!n->needed || !n->def->fwd)
+        if (!n->needed || !n->def->fwd || n->fused)
             continue;
         struct span *s = &spans[(*nspans)++];
         *s = (struct span){.op = n->op_type, .first = cmd->nqueries};

@@ -11,6 +11,10 @@ layout(local_size_x_id = 0) in;
 #include "common/conv2d.glsl"
 
 layout(constant_id = 18) const bool HAS_BIAS = false; // b is bound but unread when false
+// A Relu/ReLU6 fused into this convolution (lvk_node.act): y = clamp(conv, LO, HI).
+layout(constant_id = 19) const bool HAS_ACT = false;
+layout(constant_id = 20) const float ACT_LO = 0.0;
+layout(constant_id = 21) const float ACT_HI = 0.0;
 
 layout(std430, set = 0, binding = 0) writeonly buffer Y { float y[]; };  // y: [N, M, OH, OW]
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };   // x: [N, C, H, W]
@@ -80,7 +84,7 @@ void main()
         for (uint j = 0; j < BP; ++j) {
             uint p = p0 + j * lanes;
             if (p < npix)
-                y[yo + p] = acc[i * BP + j];
+                y[yo + p] = HAS_ACT ? min(max(acc[i * BP + j], ACT_LO), ACT_HI) : acc[i * BP + j];
         }
     }
 }

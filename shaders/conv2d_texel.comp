@@ -53,10 +53,15 @@ layout(constant_id = 15) const int PL = 0;
 layout(constant_id = 16) const uint BC = 1;  // out channels per invocation
 layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multiple of E)
 layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
-layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes
+layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
+                                               // 16 activation
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
+// Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI).
+layout(constant_id = 21) const float ACT_LO = 0.0;
+layout(constant_id = 22) const float ACT_HI = 0.0;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
+const bool ACT = (FLAGS & 16) != 0;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -181,6 +186,9 @@ void main()
         }
     }
 
+    if (ACT)
+        [[unroll]] for (uint k = 0; k < BC * PH * PW; ++k)
+            acc[k] = min(max(acc[k], ACT_LO), ACT_HI);
     [[unroll]] for (uint i = 0; i < BC; ++i) {
         if (m0 + i >= CO)
             break;

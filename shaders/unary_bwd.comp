@@ -22,6 +22,10 @@ layout(constant_id = 2) const float P1 = 0.0;
 // CLIP only: the unit is a ReLU (lower bound 0), so its gradient follows the
 // run-time mode in ctrl.relu_mode.
 layout(constant_id = 3) const bool RELU_MODE = false;
+// The activation is fused into the op before it, which never stores x: the
+// mask comes from y = clamp(x, 0, P1), inside (0, P1) exactly when x is.
+// Only set for CLIP with RELU_MODE (lvk_op_def.clamp_bounds).
+layout(constant_id = 4) const bool FROM_Y = false;
 
 layout(std430, set = 0, binding = 0) buffer DX { vec4 dx[]; };          // dx: [ceil(count / 4)]
 layout(std430, set = 0, binding = 1) readonly buffer DY { vec4 dy[]; }; // dy: [ceil(count / 4)]
@@ -41,7 +45,7 @@ float df(uint mode, float v, float s, float g)
 {
     if (OP == OP_CLIP) {
         if (RELU_MODE)
-            return lvk_relu_grad(mode, v, g, P0, P1);
+            return lvk_relu_grad(mode, FROM_Y ? s : v, g, P0, P1);
         return (v >= P0 && v <= P1) ? g : 0.0;
     }
     if (OP == OP_LEAKY_RELU)
@@ -65,7 +69,7 @@ float df(uint mode, float v, float s, float g)
 void main()
 {
     // Only the ops that need them read x and y: unread bindings cost nothing.
-    const bool NEED_X = OP != OP_SIGMOID && OP != OP_TANH;
+    const bool NEED_X = OP != OP_SIGMOID && OP != OP_TANH && !FROM_Y;
     uint mode = RELU_MODE ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
     uint n4 = (pc.count + 3u) / 4u;
     uint lid = gl_LocalInvocationID.x;

@@ -161,8 +161,11 @@ static float expected_grad(enum lvk_relu_mode mode, float x, float g, float lo, 
 }
 
 /* y = Relu(x), or Clip(x, 0, 6) when relu6; checks dObj/dx for a seed g in
- * each mode. Every (sign of g) x (below / inside / above) pair occurs. */
-static void check_modes(bool relu6)
+ * each mode. Every (sign of g) x (below / inside / above) pair occurs. With
+ * `fused`, x first goes through an identity 1x1 Conv, into which planning
+ * fuses the activation (graph.h, lvk_node.act): the activation's backward
+ * then takes its mask from y, and must give the same gradients. */
+static void check_modes(bool relu6, bool fused)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
     if (!ctx)
@@ -176,19 +179,30 @@ static void check_modes(bool relu6)
 
     struct lvk_model *m = NULL;
     assert_int_equal(lvk_graph_create(ctx, "relu_modes", &m), LVK_OK);
-    const struct lvk_shape s = {2, {2, N / 2}}, scalar = {0};
-    const float zero = 0.0f, six = 6.0f;
+    const struct lvk_shape s = {4, {1, 2, 1, N / 2}}, scalar = {0}, ws = {4, {2, 2, 1, 1}};
+    const float zero = 0.0f, six = 6.0f, eye[4] = {1.0f, 0.0f, 0.0f, 1.0f};
     assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &s) >= 0);
     assert_true(lvk_graph_add_const(m, "lo", LVK_DTYPE_F32, &scalar, &zero) >= 0);
     assert_true(lvk_graph_add_const(m, "hi", LVK_DTYPE_F32, &scalar, &six) >= 0);
-    const char *const clip_in[] = {"x", "lo", "hi"}, *const out[] = {"y"};
+    assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &ws, eye) >= 0);
+    const char *const conv_in[] = {"x", "w"}, *const conv_out[] = {"c"};
+    if (fused)
+        assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", conv_in, 2, conv_out, 1, NULL, 0),
+                         LVK_OK);
+    const char *const clip_in[] = {fused ? "c" : "x", "lo", "hi"}, *const out[] = {"y"};
     assert_int_equal(lvk_graph_add_node(m, relu6 ? "Clip" : "Relu", "act", clip_in,
                                         relu6 ? 3 : 1, out, 1, NULL, 0), LVK_OK);
     assert_int_equal(lvk_graph_mark_output(m, "y"), LVK_OK);
     const struct lvk_model_opts opts = {.gradients = 1};
     assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    if (fused)
+        assert_true(m->nodes[0].act == 1 && m->nodes[1].fused);
     assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
+    float y[N];
+    assert_int_equal(lvk_model_read(m, "y", y, N), LVK_OK);
+    for (int i = 0; i < N; ++i)
+        assert_float_equal(y[i], fminf(fmaxf(x[i], 0.0f), hi), 0.0f);
 
     const enum lvk_relu_mode modes[] = {LVK_RELU_GRAD_NORMAL, LVK_RELU_GRAD_REDIRECT,
                                         LVK_RELU_GRAD_GUIDED};
@@ -199,8 +213,9 @@ static void check_modes(bool relu6)
         for (int i = 0; i < N; ++i) {
             float want = expected_grad(modes[k], x[i], g[i], 0.0f, hi);
             if (grad[i] != want)
-                fail_msg("%s mode %d: x = %g, g = %g: got %g, want %g",
-                         relu6 ? "ReLU6" : "Relu", (int)modes[k], x[i], g[i], grad[i], want);
+                fail_msg("%s%s mode %d: x = %g, g = %g: got %g, want %g",
+                         relu6 ? "ReLU6" : "Relu", fused ? " fused into Conv" : "",
+                         (int)modes[k], x[i], g[i], grad[i], want);
         }
     }
     lvk_model_destroy(m);
@@ -209,12 +224,22 @@ static void check_modes(bool relu6)
 
 static void test_relu_modes(void **state)
 {
-    check_modes(false);
+    check_modes(false, false);
 }
 
 static void test_relu6_modes(void **state)
 {
-    check_modes(true);
+    check_modes(true, false);
+}
+
+static void test_fused_relu_modes(void **state)
+{
+    check_modes(false, true);
+}
+
+static void test_fused_relu6_modes(void **state)
+{
+    check_modes(true, true);
 }
 
 int main(void)
@@ -231,6 +256,8 @@ int main(void)
         cmocka_unit_test(test_identity_dropout),
         cmocka_unit_test(test_relu_modes),
         cmocka_unit_test(test_relu6_modes),
+        cmocka_unit_test(test_fused_relu_modes),
+        cmocka_unit_test(test_fused_relu6_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

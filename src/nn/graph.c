@@ -260,6 +260,7 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
     struct lvk_node *n = &m->nodes[m->nnodes];
     memset(n, 0, sizeof *n);
     m->nnodes++; /* counted first so lvk_graph_destroy frees a half-built node */
+    n->act = -1;
     n->op_type = dupstr(op_type);
     n->name = dupstr(name && *name ? name : (noutputs > 0 ? outputs[0] : op_type));
     n->inputs = lvk_calloc((size_t)LVK_MAX(ninputs, 1), sizeof *n->inputs);
@@ -418,16 +419,61 @@ static int alias_root(const struct lvk_model *m, int v)
     return v;
 }
 
+/* Fuses each Relu/ReLU6 into the Conv before it where nothing else reads
+ * the Conv's output: the Conv clamps as it stores, so the pre-activation
+ * tensor is never written or allocated and the activation's forward pass
+ * (a full read and write of the tensor) disappears. The activation's
+ * backward still runs, taking its gradient mask from its output (y in
+ * (0, hi) exactly when x is). Requested tensors are never fused away.
+ * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
+static void fuse_activations(struct lvk_model *m, const bool *requested)
+{
+    const char *off = getenv("LVK_NO_FUSE");
+    if (off && *off && strcmp(off, "0"))
+        return;
+    int *readers = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *readers);
+    if (!readers)
+        return; /* fusion is an optimisation: without memory, run unfused */
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].needed)
+            for (int k = 0; k < m->nodes[i].ninputs; k++)
+                if (m->nodes[i].inputs[k] >= 0)
+                    readers[m->nodes[i].inputs[k]]++;
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *a = &m->nodes[i];
+        float lo, hi;
+        if (!a->needed || !a->def->clamp_bounds || a->ninputs < 1 || a->inputs[0] < 0 ||
+            !a->def->clamp_bounds(a, &lo, &hi))
+            continue;
+        const int x = a->inputs[0];
+        const int p = m->values[x].producer;
+        if (p < 0 || requested[x] || readers[x] != 1)
+            continue;
+        struct lvk_node *c = &m->nodes[p];
+        if (!c->needed || c->folded || !c->def->fuses_clamp || c->outputs[0] != x || c->act >= 0)
+            continue;
+        c->act = i;
+        a->fused = true;
+    }
+    free(readers);
+}
+
 static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     /* What runs: everything upstream of the requested values. */
     int nreq = opts && opts->outputs ? opts->noutputs : m->ngraph_outputs;
+    bool *requested = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *requested);
+    if (!requested)
+        return LVK_ERR_HOST_OOM;
     for (int r = 0; r < nreq; r++) {
         int v = opts && opts->outputs ? lvk_graph_find(m, opts->outputs[r]) : m->graph_outputs[r];
-        if (v < 0)
+        if (v < 0) {
+            free(requested);
             return lvk_fail(LVK_ERR_NOT_FOUND, "%s: no tensor named '%s' (see 'lucidvk info')",
                             m->path, opts->outputs[r]);
+        }
         m->values[v].needed = true;
+        requested[v] = true;
     }
     for (int i = m->nnodes - 1; i >= 0; i--) {
         struct lvk_node *n = &m->nodes[i];
@@ -469,6 +515,9 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         }
     }
 
+    fuse_activations(m, requested);
+    free(requested);
+
     /* Aliases share their input's storage. */
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
@@ -495,8 +544,11 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         if (val->dtype != LVK_DTYPE_F32)
             continue; /* integer values are host-side constants only */
         VkDeviceSize bytes = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
-        val_buf[v] = nb;
-        sizes[nb++] = bytes;
+        const bool fused_away = val->producer >= 0 && m->nodes[val->producer].act >= 0;
+        if (!fused_away) {
+            val_buf[v] = nb;
+            sizes[nb++] = bytes;
+        }
         if (val->on_grad_path) {
             val_grad[v] = nb;
             sizes[nb++] = bytes;
@@ -579,7 +631,7 @@ lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
 {
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
-        if (!n->needed || !n->def->fwd)
+        if (!n->needed || !n->def->fwd || n->fused)
             continue;
         lvk_status st = n->def->fwd(m, n, cmd);
         if (st != LVK_OK) {

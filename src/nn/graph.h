@@ -100,6 +100,14 @@ struct lvk_node {
     struct lvk_attr *attrs;
     bool needed;
     bool folded;        /* evaluated at load time */
+    /* Set by planning when an activation is fused into its producer
+     * (fuse_activations in graph.c): on the producer, the index of the
+     * activation node whose clamp its forward applies, writing the
+     * activation's output directly (else -1); on the activation, `fused`:
+     * its forward does not run and its backward reads its output, as the
+     * producer's output is never stored. */
+    int act;
+    bool fused;
 
     /* Op-private state from prepare(), released with free(). */
     void *priv;
@@ -135,6 +143,12 @@ struct lvk_op_def {
      * be NULL: constants, or inputs not on the gradient path). NULL: not
      * differentiable; planning fails if the op sits on a gradient path. */
     lvk_status (*bwd)(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd);
+    /* Activations a producer may apply in its forward: true with the bounds
+     * when the node is a clamp to [0, hi] (Relu, ReLU6), whose gradient mask
+     * the output alone determines. */
+    bool (*clamp_bounds)(const struct lvk_node *n, float *lo, float *hi);
+    /* Producers whose forward can apply such a clamp (see lvk_node.act). */
+    bool fuses_clamp;
 };
 
 /* How Relu-like ops (Relu, Clip with min 0) propagate gradients; read by

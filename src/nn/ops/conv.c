@@ -66,6 +66,9 @@ static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n,
 
 /* ---- classic kernel: conv2d_fwd.comp / conv2d_bwd_data.comp ------------------------ */
 
+/* Constants of conv2d_fwd.comp after the geometry and HAS_BIAS. */
+enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_FWD_NSPEC };
+
 /* The forward blocks over output channels and pixels, the backward over input
  * channels and pixels; both aim for about 32 accumulators per invocation
  * (ample reuse on GPUs) and shrink the workgroup for small maps, down to a
@@ -94,9 +97,11 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
     const uint32_t spec[] = {
         lanes, g->cg, g->mg, g->g, g->h, g->w, g->oh, g->ow, g->kh, g->kw,
         (uint32_t)g->sh, (uint32_t)g->sw, (uint32_t)g->dh, (uint32_t)g->dw,
-        (uint32_t)g->pt, (uint32_t)g->pl, bc, bp, p->bias,   /* HAS_BIAS: forward only */
+        (uint32_t)g->pt, (uint32_t)g->pl, bc, bp,
+        p->bias, 0, 0, 0,   /* forward only: HAS_BIAS, HAS_ACT, ACT_LO, ACT_HI */
     };
-    pass->nspec = bwd ? 18 : 19;
+    _Static_assert(LVK_ARRAY_LEN(spec) == CL_FWD_NSPEC, "conv2d_fwd.comp's constants");
+    pass->nspec = bwd ? 18 : CL_FWD_NSPEC; /* the activation constants are set at recording */
     memcpy(pass->spec, spec, pass->nspec * sizeof spec[0]);
     pass->groups[0] = LVK_CEIL_DIV(npix, bp * lanes);
     pass->groups[1] = g->g * LVK_CEIL_DIV(chans, bc);
@@ -109,10 +114,11 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
 /* Constants of conv2d_texel.comp, in constant_id order. */
 enum {
     TX_LANES, TX_CI, TX_CO, TX_G, TX_H, TX_W, TX_OH, TX_OW, TX_KH, TX_KW, TX_SH, TX_SW,
-    TX_DH, TX_DW, TX_PT, TX_PL, TX_BC, TX_PW, TX_PH, TX_FLAGS, TX_CU, TX_NSPEC
+    TX_DH, TX_DW, TX_PT, TX_PL, TX_BC, TX_PW, TX_PH, TX_FLAGS, TX_CU, TX_ACT_LO, TX_ACT_HI,
+    TX_NSPEC
 };
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
-enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8 };
+enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16 };
 
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group), PH x PW pixels of an oh x ow map in multiples of uh x uw (the
@@ -448,10 +454,28 @@ static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
 {
     const struct conv_priv *p = n->priv;
     const struct lvk_value *x = lvk_in(m, n, 0), *w = lvk_in(m, n, 1), *b = lvk_in(m, n, 2);
+    /* With a fused activation (graph.h), the convolution clamps and writes
+     * the activation's output; its own output is never stored. Fusion is
+     * decided after prepare() planned the pass, so the constants go in here. */
+    struct conv_pass pass = p->fwd;
+    const struct lvk_value *y = lvk_out(m, n, 0);
+    if (n->act >= 0) {
+        const struct lvk_node *a = &m->nodes[n->act];
+        float lo, hi;
+        LVK_ASSERT(a->def->clamp_bounds(a, &lo, &hi));
+        y = lvk_out(m, a, 0);
+        bool texel = pass.kind == CONV_TEXEL;
+        if (texel)
+            pass.spec[TX_FLAGS] |= TX_ACT;
+        else
+            pass.spec[CL_HAS_ACT] = 1;
+        pass.spec[texel ? TX_ACT_LO : CL_ACT_LO] = lvk_spec_f32(lo);
+        pass.spec[texel ? TX_ACT_HI : CL_ACT_HI] = lvk_spec_f32(hi);
+    }
     /* Without bias the shader reads no b; bind the weights in its place. */
-    struct lvk_bind binds[4] = {LVK_B(lvk_out(m, n, 0)->buf), LVK_B(x->buf), LVK_B(w->buf),
+    struct lvk_bind binds[4] = {LVK_B(y->buf), LVK_B(x->buf), LVK_B(w->buf),
                                 LVK_B(b ? b->buf : w->buf)};
-    return conv_record(m, n, &p->fwd, binds, 4, cmd, "conv2d_fwd");
+    return conv_record(m, n, &pass, binds, 4, cmd, "conv2d_fwd");
 }
 
 static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
@@ -474,6 +498,7 @@ static const struct lvk_op_def conv_def = {
     .prepare = conv_prepare,
     .fwd = conv_fwd,
     .bwd = conv_bwd,
+    .fuses_clamp = true,
 };
 
 const struct lvk_op_def *const lvk_ops_conv[] = {&conv_def, NULL};

@@ -167,16 +167,31 @@ static lvk_status unary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_
 
     /* A clip at 0 is a ReLU (capped or not) for the gradient modes. */
     const uint32_t relu_mode = p->op == UNARY_CLIP && p->p0 == 0.0f;
-    const uint32_t spec[] = {p->op, lvk_spec_f32(p->p0), lvk_spec_f32(p->p1), relu_mode};
+    /* Fused into its producer (graph.h), x is never stored: the mask comes
+     * from y, bound in x's place. */
+    const uint32_t spec[] = {p->op, lvk_spec_f32(p->p0), lvk_spec_f32(p->p1), relu_mode, n->fused};
     const struct lvk_pipeline *pipe =
         lvk_pipeline_get(m->ctx, LVK_SHADER_UNARY_BWD, spec, LVK_ARRAY_LEN(spec));
     if (!pipe)
         return lvk_node_fail(m, n, LVK_ERR_VULKAN, "%s", lvk_last_error());
     return lvk_dispatch_1d(cmd, pipe,
-                           LVK_BINDS(LVK_B(x->grad), LVK_B(y->grad), LVK_B(x->buf),
-                                     LVK_B(y->buf), LVK_B(m->ctrl)), 5,
+                           LVK_BINDS(LVK_B(x->grad), LVK_B(y->grad),
+                                     LVK_B(n->fused ? y->buf : x->buf), LVK_B(y->buf),
+                                     LVK_B(m->ctrl)), 5,
                            &pc, sizeof pc, LVK_CEIL_DIV((uint64_t)pc.count, UNARY_PER),
                            n->def->op_type);
+}
+
+/* Relu and ReLU6 (Clip with lower bound 0) can be applied by the op that
+ * produces their input. */
+static bool unary_clamp_bounds(const struct lvk_node *n, float *lo, float *hi)
+{
+    const struct unary_priv *p = n->priv;
+    if (!p || p->op != UNARY_CLIP || p->p0 != 0.0f || !(p->p1 > 0.0f))
+        return false;
+    *lo = p->p0;
+    *hi = p->p1;
+    return true;
 }
 
 /* ---- Identity and Dropout -------------------------------------------------------- */
@@ -262,12 +277,14 @@ static lvk_status dropout_prepare(struct lvk_model *m, struct lvk_node *n)
 
 static const struct lvk_op_def relu_def = {
     .op_type = "Relu", .prepare = relu_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .clamp_bounds = unary_clamp_bounds,
 };
 static const struct lvk_op_def leaky_relu_def = {
     .op_type = "LeakyRelu", .prepare = leaky_relu_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
 };
 static const struct lvk_op_def clip_def = {
     .op_type = "Clip", .prepare = clip_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .clamp_bounds = unary_clamp_bounds,
 };
 static const struct lvk_op_def sigmoid_def = {
     .op_type = "Sigmoid", .prepare = sigmoid_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
