@@ -382,18 +382,22 @@ def check(r, args):
     must agree (same images, same transforms, same network). After that the
     trajectories part: Adam's first steps move every parameter by about the
     learning rate whatever the size of its gradient, so float rounding in
-    small gradients changes the images from step 2 on. So the objective must
-    only have risen on both sides to values within a factor of 2. Returns
-    a reason, or None."""
+    small gradients changes the images from step 2 on. So over the last
+    steps the objectives need only be alike: within 25% of each other, and
+    moved from step 1 the same way, the smaller move at least a quarter of
+    the larger (measured at 64 steps: up to 10% apart, moves up to 2x
+    apart). Returns a reason, or None."""
     lv, pt = r["runs"]["lucid-vk"][0], r["runs"]["pytorch"][0]
     r["start_diff"] = rel_diff(pt["value_start"], lv["value_start"])
     if r["start_diff"] > args.tolerance:
         return "objective at step 1 differs by %.1e (relative)" % r["start_diff"]
     a, b = tail_mean(lv), tail_mean(pt)
-    r["tail"] = (a, b)
     start = np.mean(lv["value_start"])
-    if not (a > start and b > start) or max(a, b) > 2 * min(a, b):
-        return ("objective rose from %.3g to %.3g (lucid-vk) and %.3g (PyTorch): not alike"
+    da, db = a - start, b - start
+    alike = (abs(a - b) <= 0.25 * max(abs(a), abs(b)) and da * db > 0
+             and min(abs(da), abs(db)) >= 0.25 * max(abs(da), abs(db)))
+    if not alike:
+        return ("objective went from %.3g to %.3g (lucid-vk) and %.3g (PyTorch): not alike"
                 % (start, a, b))
     return None
 
@@ -494,16 +498,16 @@ def tables(results, args):
                                                    ratio))
     out += ["", "### Same work: objective values, setup", "",
             "Objective: mean over the batch of each image's channel mean, in the first render "
-            "of each engine. At step 1 both must agree (else no ratio is given); \"over the last "
-            "steps\" averages the last quarter of the steps (at most 16), where both must have "
-            "risen to within a factor of 2 of each other (see bench/README.md).", "",
+            "of each engine. At step 1 both must agree; \"over the last steps\" averages the "
+            "last quarter of the steps (at most 16), where both must be alike (bench/README.md). "
+            "Otherwise no ratio is given.", "",
             "| network | batch | objective at step 1, lucid-vk / PyTorch (rel. diff) "
             "| at step %d, lucid-vk / PyTorch | over the last steps, lucid-vk / PyTorch "
             "| lucid-vk first setup s | PyTorch first setup s | check |" % args.steps,
             "|---|---:|---|---|---|---:|---:|---|"]
     for r in results:
         lv, pt = r["runs"]["lucid-vk"][0], r["runs"]["pytorch"][0]
-        tail = r.get("tail", (tail_mean(lv), tail_mean(pt)))
+        tail = (tail_mean(lv), tail_mean(pt))
         out.append("| %s | %d | %.4g / %.4g (%.1e) | %.4g / %.4g | %.4g / %.4g | %.1f | %.1f "
                    "| %s |" % (
             r["net"], r["batch"], np.mean(lv["value_start"]), np.mean(pt["value_start"]),
