@@ -1,5 +1,9 @@
-/* Helpers shared by op implementations: 1-D dispatch over a 2-D grid and
- * the gradient pass-through (axpy) every identity-like backward uses. */
+/* Helpers shared by op implementations: 1-D dispatch over a 2-D grid, the
+ * choice of texel-buffer kernels, and the gradient pass-through (axpy)
+ * every identity-like backward uses. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "nn/ops_common.h"
 
 lvk_status lvk_dispatch_1d(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
@@ -16,6 +20,14 @@ lvk_status lvk_dispatch_1d(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
     }
     return lvk_cmd_dispatch(cmd, p, binds, nbinds, push, push_size, (uint32_t)gx,
                             (uint32_t)gy, 1, label);
+}
+
+bool lvk_prefer_texel(const struct lvk_ctx *ctx, uint64_t count)
+{
+    const char *off = getenv("LVK_NO_TEXEL");
+    if (off && *off && strcmp(off, "0"))
+        return false;
+    return ctx->is_lavapipe && count <= ctx->limits.maxTexelBufferElements;
 }
 
 lvk_status lvk_value_count32(const struct lvk_model *m, const struct lvk_node *n,

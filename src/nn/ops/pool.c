@@ -235,15 +235,25 @@ static const struct lvk_pipeline *pool_pipeline(struct lvk_model *m, const struc
     return lvk_pipeline_get(m->ctx, id, spec, nspec);
 }
 
+/* The texel variants read through texel buffers, see lvk_prefer_texel. */
+static bool maxpool_texel(const struct lvk_model *m, const struct pool *p)
+{
+    uint64_t in = (uint64_t)p->planes * p->h * p->w, out = (uint64_t)p->planes * p->oh * p->ow;
+    return lvk_prefer_texel(m->ctx, LVK_MAX(in, out));
+}
+
 static lvk_status maxpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
 {
     const struct pool *p = n->priv;
-    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_MAXPOOL_FWD, 13);
+    const bool texel = maxpool_texel(m, p);
+    const struct lvk_pipeline *pipe = pool_pipeline(
+        m, p, texel ? LVK_SHADER_MAXPOOL_FWD_TEXEL : LVK_SHADER_MAXPOOL_FWD, 13);
     if (!pipe)
         return LVK_ERR_VULKAN;
+    struct lvk_bind x = LVK_B(lvk_in(m, n, 0)->buf);
+    x.format = VK_FORMAT_R32_SFLOAT;
     return lvk_dispatch_1d(cmd, pipe,
-                           LVK_BINDS(LVK_B(lvk_out(m, n, 0)->buf), LVK_B(n->extra[p->slot]),
-                                     LVK_B(lvk_in(m, n, 0)->buf)),
+                           LVK_BINDS(LVK_B(lvk_out(m, n, 0)->buf), LVK_B(n->extra[p->slot]), x),
                            3, NULL, 0, (uint64_t)(p->planes * p->oh * p->ow), "maxpool_fwd");
 }
 
@@ -253,13 +263,16 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     const struct lvk_value *x = lvk_in(m, n, 0);
     if (!x->grad)
         return LVK_OK;
-    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_MAXPOOL_BWD, 13);
+    const bool texel = maxpool_texel(m, p);
+    const struct lvk_pipeline *pipe = pool_pipeline(
+        m, p, texel ? LVK_SHADER_MAXPOOL_BWD_TEXEL : LVK_SHADER_MAXPOOL_BWD, 13);
     if (!pipe)
         return LVK_ERR_VULKAN;
-    return lvk_dispatch_1d(cmd, pipe,
-                           LVK_BINDS(LVK_B(x->grad), LVK_B(lvk_out(m, n, 0)->grad),
-                                     LVK_B(n->extra[p->slot])),
-                           3, NULL, 0, (uint64_t)(p->planes * p->h * p->w), "maxpool_bwd");
+    struct lvk_bind dy = LVK_B(lvk_out(m, n, 0)->grad), arg = LVK_B(n->extra[p->slot]);
+    dy.format = VK_FORMAT_R32_SFLOAT;
+    arg.format = VK_FORMAT_R32_SINT;
+    return lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(x->grad), dy, arg), 3, NULL, 0,
+                           (uint64_t)(p->planes * p->h * p->w), "maxpool_bwd");
 }
 
 static lvk_status avgpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
