@@ -2,6 +2,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "io/lvk_io.h"
@@ -87,4 +89,61 @@ lvk_status cli_load_image(const char *path, int c, int h, int w, const struct lv
     lvk_preproc_apply(p, img.data, c, h, w);
     *data = img.data;
     return LVK_OK;
+}
+
+lvk_status cli_image_input(const lvk_model_t *m, const char *model, struct lvk_tensor_info *in)
+{
+    LVK_CHECK(lvk_model_tensor_find(m, lvk_model_input_name(m), in));
+    if (in->ndim != 4 || (in->shape[1] != 1 && in->shape[1] != 3))
+        return lvk_fail(LVK_ERR_UNSUPPORTED, "%s: input '%s' is not an image (N, 1|3, H, W)", model,
+                        in->name);
+    return LVK_OK;
+}
+
+lvk_status cli_load_input(const lvk_model_t *m, const char *model, const char *image,
+                          const struct lvk_preproc *p, struct lvk_tensor_info *in, float **data)
+{
+    *data = NULL;
+    LVK_CHECK(cli_image_input(m, model, in));
+    return cli_load_image(image, (int)in->shape[1], (int)in->shape[2], (int)in->shape[3], p, data);
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_begin(struct cli_progress *p, const char *prefix)
+{
+    *p = (struct cli_progress){.prefix = prefix, .t0 = cli_now(), .tty = isatty(STDERR_FILENO)};
+}
+
+void cli_progress_step(void *progress, int step, int steps, double value)
+{
+    struct cli_progress *p = progress;
+    const int tenth = (steps + 9) / 10;
+    /* '\r' redraws a terminal's line but piles up in a log file, where a
+     * report every few steps would also bury everything else. */
+    if (!p->tty && step < LVK_MAX(p->next, tenth) && step != steps)
+        return;
+    p->next = step + tenth;
+    double dt = cli_now() - p->t0, rate = step / (dt > 0 ? dt : 1e-9), eta = (steps - step) / rate;
+    fprintf(stderr, "%s%s%sstep %4d/%d  objective %10.4f  %6.2f steps/s  ETA %3dm%02ds", p->tty ? "\r" : "",
+            p->prefix ? p->prefix : "", p->prefix ? ": " : "", step, steps, value, rate, (int)eta / 60,
+            (int)eta % 60);
+    /* Spaces clear what a longer line before left on the terminal. */
+    if (p->tty)
+        fprintf(stderr, "   ");
+    p->open = p->tty && step != steps;
+    if (!p->open)
+        fprintf(stderr, "\n");
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+    if (p->open)
+        fprintf(stderr, "\n");
+    p->open = false;
 }

@@ -61,4 +61,37 @@ lvk_status cli_preproc_resolve(const struct cli_preproc *c, const char *model, s
 lvk_status cli_load_image(const char *path, int c, int h, int w, const struct lvk_preproc *p,
                           float **data);
 
+/* The input of m, the model in file `model`, into *in; an error naming the
+ * file unless it is an image [N, 1|3, H, W]. */
+lvk_status cli_image_input(const lvk_model_t *m, const char *model, struct lvk_tensor_info *in);
+/* cli_image_input(), then the PNG `image` at that input's channels and
+ * size through cli_load_image(): *data is one batch entry of the input. */
+lvk_status cli_load_input(const lvk_model_t *m, const char *model, const char *image,
+                          const struct lvk_preproc *p, struct lvk_tensor_info *in, float **data);
+
+/* Seconds on a monotonic clock, for durations. */
+double cli_now(void);
+
+/* Progress of an optimisation on standard error, one report per call of
+ * cli_progress_step: "[PREFIX: ]step s/n  objective v  r steps/s  ETA".
+ * On a terminal, one line rewritten in place and ended at the last step.
+ * Otherwise (a batch job's log) plain lines, at most one per tenth of the
+ * steps, and the last step. */
+struct cli_progress {
+    const char *prefix; /* e.g. the layer; NULL: none */
+    double t0;          /* cli_now() when the steps began */
+    bool tty;           /* standard error is a terminal */
+    bool open;          /* a line rewritten in place awaits its newline */
+    int next;           /* without a terminal: the first step to report again */
+};
+/* How often lvk_render_opts.progress_every asks for a report. */
+#define CLI_PROGRESS_EVERY 4
+/* Starts the clock of a run. */
+void cli_progress_begin(struct cli_progress *p, const char *prefix);
+/* The lvk_render_opts.progress callback; `progress` is a struct cli_progress. */
+void cli_progress_step(void *progress, int step, int steps, double value);
+/* Ends a line left open by a run that stopped early, so that an error
+ * message starts on a line of its own. */
+void cli_progress_end(struct cli_progress *p);
+
 #endif

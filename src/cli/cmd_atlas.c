@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -66,13 +65,6 @@ static void help_merge(void)
            "manifest.json) found in each SITE into OUT/manifest.json and writes the site\n"
            "there, copying images from the other directories. OUT defaults to the first SITE.\n"
            "Fails when items are missing, unless --partial.\n");
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void hms(double s, char *buf, size_t len)
@@ -277,7 +269,7 @@ int cmd_atlas(int argc, char **argv)
         fprintf(stderr, " (%d redone: files missing or unreadable)", dropped);
     fprintf(stderr, "; %d batches to render on %s\n", todo_units, lvk_ctx_device(ctx)->name);
 
-    double t0 = now(), cost_done = 0;
+    double t0 = cli_now(), cost_done = 0;
     int rendered = 0, images_rendered = 0;
     for (int u = 0; u < a.nunits && st == LVK_OK; u++) {
         if (owner[u] != shard_i || lvk_atlas_unit_done(&a, u))
@@ -296,7 +288,7 @@ int cmd_atlas(int argc, char **argv)
         mine_done += U->nitems;
         cost_done += U->cost;
         cost_left -= U->cost;
-        double dt = now() - t0;
+        double dt = cli_now() - t0;
         char eta[32], ch[48];
         hms(cost_done > 0 ? dt * cost_left / cost_done : 0, eta, sizeof eta);
         if (U->count > 1)
@@ -325,7 +317,7 @@ int cmd_atlas(int argc, char **argv)
         cli_error(st, NULL);
         goto done;
     }
-    double dt = now() - t0;
+    double dt = cli_now() - t0;
     printf("rendered %d items (%d images) in %.1f s", rendered, images_rendered, dt);
     if (images_rendered && dt > 0)
         printf(", %.0f images per hour", images_rendered * 3600 / dt);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "analysis/attribution.h"
 #include "cli/cli.h"
@@ -48,21 +47,6 @@ static void help(void)
            "  --device N|NAME    Vulkan device\n"
            CLI_PREPROC_HELP,
            LVK_ATTR_DEFAULT_STEPS, LVK_ATTR_DEFAULT_SAMPLES, (double)LVK_ATTR_DEFAULT_NOISE);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Loads a PNG as pixels in [0, 1] at (h, w) with c channels. */
-static lvk_status load_pixels(const char *path, int c, int h, int w, float **data)
-{
-    struct lvk_preproc identity;
-    lvk_preproc_default(&identity);
-    return cli_load_image(path, c, h, w, &identity, data);
 }
 
 int cmd_attribute(int argc, char **argv)
@@ -145,19 +129,16 @@ int cmd_attribute(int argc, char **argv)
         goto done;
     if ((st = cli_open(device, &ctx)) != LVK_OK)
         goto done;
-    double t0 = now();
+    double t0 = cli_now();
     if ((st = lvk_attr_load(ctx, path, &ao, batch, &m)) != LVK_OK)
         goto done;
+    /* Pixels in [0, 1]: lvk_attr_compute applies ao.pre itself. */
+    struct lvk_preproc pixels;
+    lvk_preproc_default(&pixels);
     struct lvk_tensor_info ti;
-    if ((st = lvk_model_tensor_find(m, lvk_model_input_name(m), &ti)) != LVK_OK)
+    if ((st = cli_load_input(m, path, image_path, &pixels, &ti, &img)) != LVK_OK)
         goto done;
-    if (ti.ndim != 4 || (ti.shape[1] != 1 && ti.shape[1] != 3)) {
-        st = lvk_fail(LVK_ERR_UNSUPPORTED, "%s: input '%s' is not an image (N, 1|3, H, W)", path, ti.name);
-        goto done;
-    }
     const int C = (int)ti.shape[1], H = (int)ti.shape[2], W = (int)ti.shape[3];
-    if ((st = load_pixels(image_path, C, H, W, &img)) != LVK_OK)
-        goto done;
     if (ao.method == LVK_ATTR_IG) {
         base = malloc((size_t)C * H * W * sizeof *base);
         if (!base) {
@@ -172,7 +153,7 @@ int cmd_attribute(int argc, char **argv)
             st = lvk_attr_baseline(LVK_BASELINE_NOISE, img, C, H, W, ao.seed, base);
         else {
             float *file;
-            st = load_pixels(baseline, C, H, W, &file);
+            st = cli_load_image(baseline, C, H, W, &pixels, &file);
             if (st == LVK_OK) {
                 memcpy(base, file, (size_t)C * H * W * sizeof *base);
                 free(file);
@@ -184,7 +165,7 @@ int cmd_attribute(int argc, char **argv)
     }
     if ((st = lvk_attr_compute(m, &ao, img, &res)) != LVK_OK)
         goto done;
-    double secs = now() - t0;
+    double secs = cli_now() - t0;
 
     if (res.target >= 0)
         printf("%s: %s of class %d%s%s%s, score %.4f\n", image_path, lvk_attr_method_name(ao.method),

@@ -80,12 +80,8 @@ int cmd_classify(int argc, char **argv)
         goto done;
     const char *in = lvk_model_input_name(m);
     struct lvk_tensor_info ti, to;
-    if ((st = lvk_model_tensor_find(m, in, &ti)) != LVK_OK)
+    if ((st = cli_image_input(m, path, &ti)) != LVK_OK)
         goto done;
-    if (ti.ndim != 4 || (ti.shape[1] != 1 && ti.shape[1] != 3)) {
-        st = lvk_fail(LVK_ERR_UNSUPPORTED, "%s: input '%s' is not an image (N,1|3,H,W)", path, in);
-        goto done;
-    }
     if (!output)
         output = lvk_model_output_name(m, 0);
     if ((st = lvk_model_tensor_find(m, output, &to)) != LVK_OK)

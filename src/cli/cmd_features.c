@@ -142,17 +142,10 @@ int cmd_features(int argc, char **argv)
     if ((st = lvk_model_load(ctx, path, &mo, &m)) != LVK_OK)
         goto done;
     struct lvk_tensor_info ti;
-    if ((st = lvk_model_tensor_find(m, lvk_model_input_name(m), &ti)) != LVK_OK)
+    if ((st = cli_load_input(m, path, image, &pp, &ti, &x)) != LVK_OK)
         goto done;
-    if (ti.ndim != 4 || (ti.shape[1] != 1 && ti.shape[1] != 3)) {
-        st = lvk_fail(LVK_ERR_UNSUPPORTED, "%s: input '%s' is not an image (N, 1|3, H, W)", path, ti.name);
-        goto done;
-    }
-    const int C = (int)ti.shape[1], H = (int)ti.shape[2], W = (int)ti.shape[3];
-    if ((st = cli_load_image(image, C, H, W, &pp, &x)) != LVK_OK)
-        goto done;
-    if ((st = lvk_model_set_input(m, ti.name, x, (size_t)C * H * W)) != LVK_OK ||
-        (st = lvk_model_forward(m)) != LVK_OK)
+    const size_t nx = (size_t)ti.shape[1] * ti.shape[2] * ti.shape[3];
+    if ((st = lvk_model_set_input(m, ti.name, x, nx)) != LVK_OK || (st = lvk_model_forward(m)) != LVK_OK)
         goto done;
     if (!all) {
         struct lvk_tensor_info t;

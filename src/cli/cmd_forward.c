@@ -160,11 +160,7 @@ int cmd_forward(int argc, char **argv)
         }
         st = lvk_model_set_input(m, in, npy.data, nin);
     } else {
-        if (ti.ndim != 4) {
-            st = lvk_fail(LVK_ERR_UNSUPPORTED, "%s: input '%s' is not an image", path, in);
-            goto done;
-        }
-        if ((st = cli_load_image(input, (int)ti.shape[1], (int)ti.shape[2], (int)ti.shape[3], &pp, &x)) != LVK_OK)
+        if ((st = cli_load_input(m, path, input, &pp, &ti, &x)) != LVK_OK)
             goto done;
         /* A PNG fills every batch entry. */
         size_t one = nin / (size_t)ti.shape[0];

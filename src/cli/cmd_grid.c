@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "io/lvk_io.h"
@@ -42,20 +40,12 @@ static void help(void)
         MAX_NEURONS);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 struct grid_out {
     int n;
     const char *const *labels; /* [n] "LAYER:CH" */
     int zoom;
-    bool tty;
-    double t0;
     const char *out;
+    struct cli_progress progress;
 };
 
 static lvk_status write_grid(const struct grid_out *g, const char *path, const float *images, int c,
@@ -70,12 +60,7 @@ static lvk_status write_grid(const struct grid_out *g, const char *path, const f
 
 static void on_progress(void *user, int step, int steps, double value)
 {
-    const struct grid_out *g = user;
-    double dt = now() - g->t0, rate = step / (dt > 0 ? dt : 1e-9), eta = (steps - step) / rate;
-    fprintf(stderr, "\rstep %4d/%d  objective %10.4f  %6.2f steps/s  ETA %3dm%02ds   ", step, steps, value,
-            rate, (int)eta / 60, (int)eta % 60);
-    if (step == steps)
-        fprintf(stderr, "\n");
+    cli_progress_step(&((struct grid_out *)user)->progress, step, steps, value);
 }
 
 static void on_snapshot(void *user, int step, const float *images, int b, int c, int h, int w)
@@ -212,8 +197,7 @@ int cmd_grid(int argc, char **argv)
     struct lvk_render_result res = {0};
     lvk_ctx_t *ctx = NULL;
     double *act = NULL;
-    struct grid_out g = {.n = n, .labels = (const char *const *)labels, .zoom = zoom, .tty = isatty(2),
-                         .out = out};
+    struct grid_out g = {.n = n, .labels = (const char *const *)labels, .zoom = zoom, .out = out};
     lvk_status st = lvk_grid_plan_create(nr, n, blur, &plan);
     if (st == LVK_OK)
         st = cli_preproc_resolve(&pre, path, &o.pre);
@@ -223,14 +207,15 @@ int cmd_grid(int argc, char **argv)
         o.objective = plan.objective;
         o.batch = plan.batch;
         o.layout = &plan.layout;
-        o.progress = g.tty ? on_progress : NULL;
-        o.progress_every = g.tty ? 4 : 0;
+        o.progress = on_progress;
+        o.progress_every = CLI_PROGRESS_EVERY;
         o.snapshot = on_snapshot;
         o.user = &g;
-        if (g.tty)
+        cli_progress_begin(&g.progress, NULL);
+        if (g.progress.tty)
             fprintf(stderr, "rendering a %dx%d interaction grid on %s\n", n, n, lvk_ctx_device(ctx)->name);
-        g.t0 = now();
         st = lvk_render(ctx, path, &o, &res);
+        cli_progress_end(&g.progress);
     }
     if (st == LVK_OK)
         st = write_grid(&g, out, res.images, res.channels, res.height, res.width);

@@ -4,9 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "analysis/features.h"
@@ -81,30 +79,6 @@ static void help(void)
         CLI_PREPROC_HELP);
 }
 
-struct progress {
-    bool tty;
-    double t0;
-};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void on_progress(void *user, int step, int steps, double value)
-{
-    struct progress *p = user;
-    double dt = now() - p->t0, rate = step / (dt > 0 ? dt : 1e-9);
-    double eta = (steps - step) / rate;
-    if (p->tty)
-        fprintf(stderr, "\rstep %4d/%d  objective %10.4f  %6.2f steps/s  ETA %3dm%02ds   ", step, steps,
-                value, rate, (int)eta / 60, (int)eta % 60);
-    if (p->tty && step == steps)
-        fprintf(stderr, "\n");
-}
-
 /* How the batch is written: a contact sheet, or with --both a panel of
  * rows (one per unit, labelled) and two columns, negative then positive,
  * with small images shown enlarged to at least 64 px so labels fit. */
@@ -155,11 +129,11 @@ static void on_snapshot(void *user, int step, const float *images, int b, int c,
 }
 
 struct user {
-    struct progress p;
+    struct cli_progress p;
     struct snap s;
 };
 
-static void cb_progress(void *u, int step, int steps, double v) { on_progress(&((struct user *)u)->p, step, steps, v); }
+static void cb_progress(void *u, int step, int steps, double v) { cli_progress_step(&((struct user *)u)->p, step, steps, v); }
 static void cb_snapshot(void *u, int step, const float *im, int b, int c, int h, int w)
 {
     on_snapshot(&((struct user *)u)->s, step, im, b, c, h, w);
@@ -591,19 +565,18 @@ int cmd_render(int argc, char **argv)
     lvk_ctx_t *ctx = NULL;
     struct lvk_render_result res = {0};
     struct lvk_image panel_img = {0};
-    struct user us = {.p = {.tty = isatty(2), .t0 = now()},
-                      .s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows}};
+    struct user us = {.s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows}};
     o.progress = cb_progress;
-    o.progress_every = us.p.tty ? 4 : 0;
+    o.progress_every = CLI_PROGRESS_EVERY;
     o.snapshot = cb_snapshot;
     o.user = &us;
     status = 1;
     if (st == LVK_OK)
         st = cli_open(device, &ctx);
     if (st == LVK_OK) {
+        cli_progress_begin(&us.p, NULL);
         if (us.p.tty)
             fprintf(stderr, "rendering %s on %s\n", text, lvk_ctx_device(ctx)->name);
-        us.p.t0 = now();
         st = lvk_render(ctx, path, &o, &res);
     }
     /* Drawn before anything is written: a panel that fails leaves no files. */
@@ -645,8 +618,7 @@ int cmd_render(int argc, char **argv)
             printf("  panel -> %s\n", panel_path);
         status = 0;
     } else {
-        if (us.p.tty)
-            fprintf(stderr, "\n");
+        cli_progress_end(&us.p);
         cli_error(st, NULL);
     }
     lvk_image_free(&panel_img);

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "analysis/interp.h"
@@ -259,20 +258,6 @@ static void free_list(char **l)
     free(l);
 }
 
-/* The model input (must be an image [N, C, H, W]). */
-static lvk_status input_shape(lvk_model_t *m, const char *path, int *c, int *h, int *w)
-{
-    struct lvk_tensor_info ti;
-    LVK_CHECK(lvk_model_tensor_find(m, lvk_model_input_name(m), &ti));
-    if (ti.ndim != 4 || (ti.shape[1] != 1 && ti.shape[1] != 3))
-        return lvk_fail(LVK_ERR_UNSUPPORTED, "%s: input '%s' is not an image (N, 1|3, H, W)", path,
-                        ti.name);
-    *c = (int)ti.shape[1];
-    *h = (int)ti.shape[2];
-    *w = (int)ti.shape[3];
-    return LVK_OK;
-}
-
 /* Loads the model once at batch 1 to resolve layers and the input, then
  * at the batch that fits (explicit, or from the per-image memory), with
  * only the layers as outputs. */
@@ -283,7 +268,13 @@ static lvk_status open_model(lvk_ctx_t *ctx, const char *path, char **names, int
     lvk_model_t *m;
     struct lvk_model_opts one = {.batch = 1};
     LVK_CHECK(lvk_model_load(ctx, path, &one, &m));
-    lvk_status st = input_shape(m, path, &img->c, &img->h, &img->w);
+    struct lvk_tensor_info ti;
+    lvk_status st = cli_image_input(m, path, &ti);
+    if (st == LVK_OK) {
+        img->c = (int)ti.shape[1];
+        img->h = (int)ti.shape[2];
+        img->w = (int)ti.shape[3];
+    }
     if (st == LVK_OK)
         st = lvk_rmap_layers(m, (const char *const *)names, nnames, layers, nlayers);
     if (batch <= 0)
@@ -301,13 +292,6 @@ static lvk_status open_model(lvk_ctx_t *ctx, const char *path, char **names, int
     st = lvk_model_load(ctx, path, &mo, out);
     free(outs);
     return st;
-}
-
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
 /* ---- fit ---------------------------------------------------------------------------------------- */
@@ -397,8 +381,7 @@ static int fit(int argc, char **argv)
         !(fo.tsne.early_exaggeration > 0) || fo.tsne.learning_rate < 0 || fo.tsne.theta < 0)
         return cli_usage_error("response-map fit", "invalid numeric option");
     const char *path = argv[optind];
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = cli_now();
 
     struct images img = {0};
     struct lvk_rmap_layer *layers = NULL;
@@ -431,14 +414,14 @@ static int fit(int argc, char **argv)
     img.progress = isatty(STDERR_FILENO);
     if (st == LVK_OK)
         st = lvk_rmap_responses(m, layers, nlayers, &src, resp);
-    double t_resp = seconds_since(&t0);
+    double t_resp = cli_now() - t0;
     lvk_model_destroy(m);
     m = NULL;
     if (st == LVK_OK)
         st = lvk_rmap_fit(ctx, resp, img.count, layers, nlayers, &fo, &map);
     if (st == LVK_OK) {
         map->t_responses = t_resp;
-        map->t_total = seconds_since(&t0);
+        map->t_total = cli_now() - t0;
         map->model = strdup(path);
         map->inputs = strdup(inputs);
         if (!map->model || !map->inputs)

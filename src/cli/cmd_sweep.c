@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "io/labelled_grid.h"
@@ -41,28 +39,6 @@ static void help(void)
         "      --json FILE        settings, objectives and activations per image, timings\n"
         "      --device N|NAME    Vulkan device\n"
         CLI_PREPROC_HELP);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-struct progress {
-    const char *layer;
-    double t0;
-};
-
-static void on_progress(void *user, int step, int steps, double value)
-{
-    const struct progress *p = user;
-    double dt = now() - p->t0, rate = step / (dt > 0 ? dt : 1e-9), eta = (steps - step) / rate;
-    fprintf(stderr, "\r%s: step %4d/%d  objective %10.4f  %6.2f steps/s  ETA %3dm%02ds   ", p->layer, step,
-            steps, value, rate, (int)eta / 60, (int)eta % 60);
-    if (step == steps)
-        fprintf(stderr, "\n");
 }
 
 /* The column label of image i: its channel, or its group's channels as
@@ -194,20 +170,21 @@ int cmd_sweep(int argc, char **argv)
         st = cli_preproc_resolve(&pre, path, &o.pre);
     if (st == LVK_OK)
         st = cli_open(device, &ctx);
-    bool tty = isatty(2);
     for (int l = 0; st == LVK_OK && l < nl; l++) {
         char *text = NULL;
         int batch;
-        struct progress pg = {.layer = layers[l], .t0 = now()};
+        struct cli_progress pg;
+        cli_progress_begin(&pg, layers[l]);
         st = lvk_sweep_objective(layers[l], ch, nch, group, &text, &batch);
         if (st != LVK_OK)
             break;
         o.objective = text;
         o.batch = batch;
-        o.progress = tty ? on_progress : NULL;
-        o.progress_every = tty ? 4 : 0;
+        o.progress = cli_progress_step;
+        o.progress_every = CLI_PROGRESS_EVERY;
         o.user = &pg;
         st = lvk_render(ctx, path, &o, &res[l]);
+        cli_progress_end(&pg);
         free(text);
         if (st != LVK_OK) {
             lvk_error_prefix("layer %s: ", layers[l]);
