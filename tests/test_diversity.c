@@ -15,54 +15,25 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <cmocka.h>
 
-#include "lucidvk/render.h"
-#include "optvis/grid.h"
+#include "support/demo.h"
 #include "support/op_harness.h"
 
-#define DEMO LVK_SOURCE_DIR "/assets/demo/fashion_cnn.onnx"
 #define LAYER "conv4_relu"
 #define CHANNEL 0
 #define K 4
-
-static struct lvk_preproc demo_pre(void)
-{
-    struct lvk_preproc p;
-    int found;
-    lvk_preproc_default(&p);
-    assert_int_equal(lvk_preproc_load_sidecar(DEMO, &p, &found), LVK_OK);
-    assert_true(found);
-    return p;
-}
 
 /* Mean pairwise Euclidean distance between the images' unit-length Gram
  * matrices at LAYER, in double, from the activations the model computes
  * on the images. */
 static double gram_spread(const float *images, int h, int w)
 {
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    const char *outs[] = {LAYER};
-    struct lvk_model_opts mo = {.batch = K, .height = h, .width = w, .outputs = outs, .noutputs = 1};
-    lvk_model_t *m;
-    if (lvk_model_load(ctx, DEMO, &mo, &m) != LVK_OK)
-        fail_msg("%s", lvk_last_error());
-    struct lvk_preproc p = demo_pre();
-    size_t n = (size_t)K * h * w;
-    float *x = malloc(n * sizeof *x);
-    memcpy(x, images, n * sizeof *x);
-    for (int b = 0; b < K; b++)
-        lvk_preproc_apply(&p, x + (size_t)b * h * w, 1, h, w);
-    assert_int_equal(lvk_model_set_input(m, lvk_model_input_name(m), x, n), LVK_OK);
-    assert_int_equal(lvk_model_forward(m), LVK_OK);
     struct lvk_tensor_info t;
-    assert_int_equal(lvk_model_tensor_find(m, LAYER, &t), LVK_OK);
+    float *a = lvk_test_demo_run(images, K, h, w, LAYER, &t);
     assert_int_equal(t.ndim, 4);
     int C = (int)t.shape[1], S = (int)(t.shape[2] * t.shape[3]);
-    float *a = malloc((size_t)K * C * S * sizeof *a);
-    assert_int_equal(lvk_model_read(m, LAYER, a, (size_t)K * C * S), LVK_OK);
     double *g = calloc((size_t)K * C * C, sizeof *g);
     for (int b = 0; b < K; b++) {
         double *gb = g + (size_t)b * C * C, norm = 0;
@@ -91,34 +62,18 @@ static double gram_spread(const float *images, int h, int w)
         }
     free(g);
     free(a);
-    free(x);
-    lvk_model_destroy(m);
     return sum / (K * (K - 1) / 2);
-}
-
-/* The channel's mean activation on each of the K images. */
-static void channel_means(const float *images, const struct lvk_render_result *r, double *v)
-{
-    struct lvk_preproc p = demo_pre();
-    struct lvk_grid_neuron u = {LAYER, CHANNEL};
-    assert_int_equal(lvk_units_measure(lvk_test_ctx(), DEMO, &p, images, K, 1, r->height, r->width,
-                                       r->net_height, r->net_width, &u, 1, NULL, v),
-                     LVK_OK);
 }
 
 static void test_diversity_spreads(void **state)
 {
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
     const char *text[2] = {"channel(" LAYER ", 0)", "channel(" LAYER ", 0) + 0.3*diversity(" LAYER ")"};
     struct lvk_render_result r[2];
     double spread[2];
     for (int v = 0; v < 2; v++) {
         struct lvk_render_opts o = {.objective = text[v], .batch = K, .steps = 128, .seed = 11,
-                                    .redirect_steps = -1, .pre = demo_pre()};
-        if (lvk_render(ctx, DEMO, &o, &r[v]) != LVK_OK)
-            fail_msg("%s", lvk_last_error());
+                                    .redirect_steps = -1};
+        lvk_test_demo_render(&o, &r[v]);
         spread[v] = gram_spread(r[v].images, r[v].height, r[v].width);
     }
     /* Same seed: the same starting images. */
@@ -128,10 +83,12 @@ static void test_diversity_spreads(void **state)
     print_message("Gram spread at " LAYER ": noise %.4f, channel only %.4f, with diversity %.4f\n", noise,
                   spread[0], spread[1]);
     assert_true(spread[1] > 1.5 * spread[0]);
+    /* The channel's mean activation on each of the K images. */
+    const struct lvk_grid_neuron u = {LAYER, CHANNEL};
     double c0[K], c1[K], c2[K];
-    channel_means(r[1].initial, &r[1], c0);
-    channel_means(r[1].images, &r[1], c1);
-    channel_means(r[0].images, &r[0], c2);
+    lvk_test_demo_units(&r[1], r[1].initial, &u, 1, NULL, c0);
+    lvk_test_demo_units(&r[1], r[1].images, &u, 1, NULL, c1);
+    lvk_test_demo_units(&r[0], r[0].images, &u, 1, NULL, c2);
     for (int b = 0; b < K; b++) {
         print_message("image %d: channel %d mean %.4f on noise, %.4f without diversity, %.4f with\n", b,
                       CHANNEL, c0[b], c2[b], c1[b]);

@@ -29,9 +29,9 @@
 #include "optvis/grid.h"
 #include "optvis/objective.h"
 #include "optvis/param_mix.h"
+#include "support/demo.h"
 #include "support/op_harness.h"
 
-#define DEMO LVK_SOURCE_DIR "/assets/demo/fashion_cnn.onnx"
 /* Three neurons of the demo model's 14 x 14 layers. */
 #define GRID_NEURONS {"conv3_relu", 5}, {"conv4_relu", 2}, {"conv4_relu", 11}
 #define GRID_LABELS "conv3_relu:5", "conv4_relu:2", "conv4_relu:11"
@@ -438,42 +438,23 @@ static void test_labelled_grid(void **state)
     assert_int_equal(lvk_labelled_grid_render(&g, &im), LVK_ERR_INVALID_ARG);
 }
 
-static struct lvk_preproc demo_pre(void)
-{
-    struct lvk_preproc p;
-    int found;
-    lvk_preproc_default(&p);
-    assert_int_equal(lvk_preproc_load_sidecar(DEMO, &p, &found), LVK_OK);
-    assert_true(found);
-    return p;
-}
-
 /* The whole grid on the demo model, 3 neurons. */
 static void test_grid_demo(void **state)
 {
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
     enum { N = 3 };
     const struct lvk_grid_neuron nr[N] = {GRID_NEURONS};
     const char *labels[N] = {GRID_LABELS};
     struct lvk_grid_plan p;
     assert_int_equal(lvk_grid_plan_create(nr, N, 10, &p), LVK_OK);
-    struct lvk_preproc pre = demo_pre();
     struct lvk_render_opts o = {.objective = p.objective, .batch = p.batch, .layout = &p.layout,
-                                .steps = GRID_STEPS, .seed = 2, .redirect_steps = -1, .pre = pre};
+                                .steps = GRID_STEPS, .seed = 2, .redirect_steps = -1};
     struct lvk_render_result r;
-    if (lvk_render(ctx, DEMO, &o, &r) != LVK_OK)
-        fail_msg("%s", lvk_last_error());
+    lvk_test_demo_render(&o, &r);
     assert_int_equal(r.batch, N * N);
     assert_true(r.height == 28 && r.width == 28 && r.channels == 1);
     double a0[N * N * N], a1[N * N * N];
-    assert_int_equal(lvk_units_measure(ctx, DEMO, &pre, r.initial, N * N, 1, 28, 28, r.net_height,
-                                       r.net_width, nr, N, a0, NULL),
-                     LVK_OK);
-    assert_int_equal(lvk_units_measure(ctx, DEMO, &pre, r.images, N * N, 1, 28, 28, r.net_height,
-                                       r.net_width, nr, N, a1, NULL),
-                     LVK_OK);
+    lvk_test_demo_units(&r, r.initial, nr, N, a0, NULL);
+    lvk_test_demo_units(&r, r.images, nr, N, a1, NULL);
     /* Cells (r, c) and (c, r) share every source and weight: the same image. */
     for (int row = 0; row < N; row++)
         for (int col = 0; col < row; col++)

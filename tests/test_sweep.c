@@ -18,19 +18,8 @@
 #include "lucidvk/render.h"
 #include "optvis/grid.h"
 #include "optvis/objective.h"
+#include "support/demo.h"
 #include "support/op_harness.h"
-
-#define DEMO LVK_SOURCE_DIR "/assets/demo/fashion_cnn.onnx"
-
-static struct lvk_preproc demo_pre(void)
-{
-    struct lvk_preproc p;
-    int found;
-    lvk_preproc_default(&p);
-    assert_int_equal(lvk_preproc_load_sidecar(DEMO, &p, &found), LVK_OK);
-    assert_true(found);
-    return p;
-}
 
 /* The text parses into exactly one term per image, bound to it. */
 static void test_objective(void **state)
@@ -75,15 +64,11 @@ static void test_objective(void **state)
 
 static void test_sweep_demo(void **state)
 {
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
     const char *layers[2] = {"conv1_relu", "conv4_relu"};
     /* Channels the optimisation can reach from noise in both layers; many
      * of conv1_relu's are dead on every image it meets, with no gradient. */
     const int ch[4] = {1, 13, 18, 29};
     const int nl = 2, nch = 4;
-    struct lvk_preproc pre = demo_pre();
     struct lvk_render_result res[2];
     float *cells = NULL;
     for (int l = 0; l < nl; l++) {
@@ -91,9 +76,8 @@ static void test_sweep_demo(void **state)
         int batch;
         assert_int_equal(lvk_sweep_objective(layers[l], ch, nch, 1, &text, &batch), LVK_OK);
         struct lvk_render_opts o = {.objective = text, .batch = batch, .steps = 128, .seed = 5,
-                                    .redirect_steps = -1, .pre = pre};
-        if (lvk_render(ctx, DEMO, &o, &res[l]) != LVK_OK)
-            fail_msg("%s", lvk_last_error());
+                                    .redirect_steps = -1};
+        lvk_test_demo_render(&o, &res[l]);
         free(text);
         const struct lvk_render_result *r = &res[l];
         assert_int_equal(r->batch, nch);
@@ -103,12 +87,8 @@ static void test_sweep_demo(void **state)
         for (int k = 0; k < nch; k++)
             units[k] = (struct lvk_grid_neuron){layers[l], ch[k]};
         double before[16], after[16];
-        assert_int_equal(lvk_units_measure(ctx, DEMO, &pre, r->initial, nch, 1, 28, 28, r->net_height,
-                                           r->net_width, units, nch, NULL, before),
-                         LVK_OK);
-        assert_int_equal(lvk_units_measure(ctx, DEMO, &pre, r->images, nch, 1, 28, 28, r->net_height,
-                                           r->net_width, units, nch, NULL, after),
-                         LVK_OK);
+        lvk_test_demo_units(r, r->initial, units, nch, NULL, before);
+        lvk_test_demo_units(r, r->images, units, nch, NULL, after);
         for (int i = 0; i < nch; i++)
             print_message("%s channel %d: mean %.4f -> %.4f (objective %.4f -> %.4f)\n", layers[l], ch[i],
                           before[i * nch + i], after[i * nch + i], r->value_start[i], r->value_end[i]);

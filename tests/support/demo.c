@@ -20,6 +20,25 @@ struct lvk_preproc lvk_test_demo_preproc(void)
     return p;
 }
 
+void lvk_test_demo_render(struct lvk_render_opts *o, struct lvk_render_result *r)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    o->pre = lvk_test_demo_preproc();
+    if (lvk_render(ctx, LVK_DEMO_MODEL, o, r) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+}
+
+void lvk_test_demo_units(const struct lvk_render_result *r, const float *images,
+                         const struct lvk_grid_neuron *units, int nunits, double *neuron, double *channel)
+{
+    struct lvk_preproc p = lvk_test_demo_preproc();
+    if (lvk_units_measure(lvk_test_ctx(), LVK_DEMO_MODEL, &p, images, r->batch, r->channels, r->height,
+                          r->width, r->net_height, r->net_width, units, nunits, neuron, channel) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+}
+
 float *lvk_test_demo_run(const float *images, int n, int h, int w, const char *tensor,
                          struct lvk_tensor_info *info)
 {
