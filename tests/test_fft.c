@@ -137,6 +137,46 @@ static void scale_floats(float *x, size_t n, float a)
 
 /* ---- R2C / C2R against numpy ----------------------------------------------------- */
 
+/* One direction of check_fft, numpy's `ref` [nref] for the input `x` [nx]:
+ * records the transform from `in` to `out` once and submits it twice, on x,
+ * then on x and ref both scaled by `scale`, so a replayed recording is seen
+ * to hold no stale state. The input is uploaded before each submit (C2R
+ * clobbers it); R2C must leave it as it was (out of place). Returns the
+ * recording, with x and ref left scaled. */
+static struct lvk_cmd *check_direction(bool c2r, struct lvk_fft *f, const struct lvk_buf *in,
+                                       const struct lvk_buf *out, float *x, size_t nx, float *ref,
+                                       size_t nref, float scale)
+{
+    const char *dir = c2r ? "c2r" : "r2c";
+    struct lvk_cmd *cmd;
+    assert_int_equal(lvk_cmd_create(lvk_test_ctx(), false, &cmd), LVK_OK);
+    assert_int_equal(lvk_cmd_begin(cmd), LVK_OK);
+    if ((c2r ? lvk_fft_record_c2r : lvk_fft_record_r2c)(cmd, f, in, out) != LVK_OK)
+        fail_msg("%s: %s", dir, lvk_last_error());
+    assert_int_equal(lvk_cmd_end(cmd), LVK_OK);
+    for (int rep = 0; rep < 2; rep++) {
+        char label[64];
+        if (rep == 0) {
+            snprintf(label, sizeof label, "%s vs numpy %s", dir, c2r ? "irfft2 * h*w" : "rfft2");
+        } else {
+            scale_floats(x, nx, scale);
+            scale_floats(ref, nref, scale);
+            snprintf(label, sizeof label, "%s (replayed, %gx input)", dir, scale);
+        }
+        upload(in, x, nx);
+        assert_int_equal(lvk_cmd_submit(cmd), LVK_OK);
+        float *got = download(out, nref);
+        assert_true(rel_err(label, got, ref, nref) < FFT_TOL);
+        free(got);
+        if (!c2r) {
+            float *again = download(in, nx);
+            assert_memory_equal(again, x, nx * sizeof *x);
+            free(again);
+        }
+    }
+    return cmd;
+}
+
 static void check_fft(uint32_t batch, uint32_t h, uint32_t w)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
@@ -155,61 +195,23 @@ static void check_fft(uint32_t batch, uint32_t h, uint32_t w)
     const struct lvk_buf *real = &B.b[0], *spec = &B.b[1];
     char name[64];
 
-    /* R2C, recorded once and submitted twice: x, then 3x. */
+    /* R2C of x, then 3x. */
     float *x = uniform_stream(seed_r2c(h, w), nreal);
     struct lvk_npy X;
     snprintf(name, sizeof name, "r2c_%ux%ux%u.npy", batch, h, w);
     load_golden(name, nspec, &X);
-    struct lvk_cmd *cmd;
-    assert_int_equal(lvk_cmd_create(ctx, false, &cmd), LVK_OK);
-    assert_int_equal(lvk_cmd_begin(cmd), LVK_OK);
-    if (lvk_fft_record_r2c(cmd, f, real, spec) != LVK_OK)
-        fail_msg("r2c: %s", lvk_last_error());
-    assert_int_equal(lvk_cmd_end(cmd), LVK_OK);
-    for (int rep = 0; rep < 2; rep++) {
-        if (rep == 1) {
-            scale_floats(x, nreal, 3.0f);
-            scale_floats(X.data, nspec, 3.0f);
-        }
-        upload(real, x, nreal);
-        assert_int_equal(lvk_cmd_submit(cmd), LVK_OK);
-        float *got = download(spec, nspec);
-        assert_true(rel_err(rep ? "r2c (replayed, 3x input)" : "r2c vs numpy rfft2", got,
-                            X.data, nspec) < FFT_TOL);
-        free(got);
-        /* Out of place: the input survives. */
-        float *again = download(real, nreal);
-        assert_memory_equal(again, x, nreal * sizeof *x);
-        free(again);
-    }
+    struct lvk_cmd *cmd = check_direction(false, f, real, spec, x, nreal, X.data, nspec, 3.0f);
 
-    /* C2R of a random half spectrum, recorded into a second recording. The
-     * expected output is numpy's irfft2 of the raw random spectrum; the
-     * device gets its Hermitian-column projection, which numpy applies
-     * implicitly. */
+    /* C2R of a random half spectrum, then of -1/2 of it, in a second
+     * recording. The expected output is numpy's irfft2 of the raw random
+     * spectrum; the device gets its Hermitian-column projection, which numpy
+     * applies implicitly. */
     float *z = uniform_stream(seed_c2r(h, w), nspec);
     hermitian_columns(z, batch, h, w);
     struct lvk_npy Y;
     snprintf(name, sizeof name, "c2r_%ux%ux%u.npy", batch, h, w);
     load_golden(name, nreal, &Y);
-    struct lvk_cmd *cmd2;
-    assert_int_equal(lvk_cmd_create(ctx, false, &cmd2), LVK_OK);
-    assert_int_equal(lvk_cmd_begin(cmd2), LVK_OK);
-    if (lvk_fft_record_c2r(cmd2, f, spec, real) != LVK_OK)
-        fail_msg("c2r: %s", lvk_last_error());
-    assert_int_equal(lvk_cmd_end(cmd2), LVK_OK);
-    for (int rep = 0; rep < 2; rep++) {
-        if (rep == 1) {
-            scale_floats(z, nspec, -0.5f);
-            scale_floats(Y.data, nreal, -0.5f);
-        }
-        upload(spec, z, nspec); /* again each time: C2R clobbers its input */
-        assert_int_equal(lvk_cmd_submit(cmd2), LVK_OK);
-        float *got = download(real, nreal);
-        assert_true(rel_err(rep ? "c2r (replayed, -x/2 input)" : "c2r vs numpy irfft2 * h*w", got,
-                            Y.data, nreal) < FFT_TOL);
-        free(got);
-    }
+    struct lvk_cmd *cmd2 = check_direction(true, f, spec, real, z, nspec, Y.data, nreal, -0.5f);
 
     /* The first recording still works after the second was made. */
     upload(real, x, nreal);

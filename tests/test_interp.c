@@ -117,14 +117,22 @@ static void test_mask(void **state)
     free(xy);
 }
 
-static void check_nearest(int n, bool clustered, int res, unsigned seed)
+/* The linear function linear interpolation must reproduce. */
+static double plane(double x, double y) { return 0.3 + 1.7 * x - 0.9 * y; }
+
+/* Interpolates n points (uniform or clustered, from `seed`) onto a res x res
+ * grid and checks every pixel: blank outside the hull mask; inside it,
+ * nearest (values: the point indices) gives the index a brute-force search
+ * finds (lowest on ties), exactly, and linear (values: plane() at the
+ * points) gives plane() at the pixel within 1e-5. */
+static void check_interp(bool linear, int n, bool clustered, int res, unsigned seed)
 {
     float *xy = points(n, clustered, seed), *v = calloc((size_t)n, sizeof *v);
     for (int i = 0; i < n; i++)
-        v[i] = (float)i;
+        v[i] = linear ? (float)plane(xy[2 * i], xy[2 * i + 1]) : (float)i;
     float *grid = calloc((size_t)res * res, sizeof *grid);
     uint8_t *mask = calloc((size_t)res * res, 1);
-    assert_int_equal(lvk_interp_nearest(xy, v, n, res, grid), LVK_OK);
+    assert_int_equal((linear ? lvk_interp_linear : lvk_interp_nearest)(xy, v, n, res, grid), LVK_OK);
     assert_int_equal(lvk_hull_mask(xy, n, res, mask), LVK_OK);
     for (int r = 0; r < res; r++)
         for (int c = 0; c < res; c++) {
@@ -133,17 +141,22 @@ static void check_nearest(int n, bool clustered, int res, unsigned seed)
                 assert_true(isnan(g));
                 continue;
             }
-            double px = lvk_grid_x(c, res), py = lvk_grid_y(r, res), bd = INFINITY;
-            int best = -1;
-            for (int i = 0; i < n; i++) {
-                double dx = px - xy[2 * i], dy = py - xy[2 * i + 1], d = dx * dx + dy * dy;
-                if (d < bd) {
-                    bd = d;
-                    best = i;
+            double px = lvk_grid_x(c, res), py = lvk_grid_y(r, res), want;
+            if (linear) {
+                want = plane(px, py);
+            } else {
+                double bd = INFINITY;
+                want = -1;
+                for (int i = 0; i < n; i++) {
+                    double dx = px - xy[2 * i], dy = py - xy[2 * i + 1], d = dx * dx + dy * dy;
+                    if (d < bd) {
+                        bd = d;
+                        want = i;
+                    }
                 }
             }
-            if (g != (float)best)
-                fail_msg("pixel (%d, %d): nearest %g, brute force %d", r, c, g, best);
+            if (!(fabs(g - want) <= (linear ? 1e-5 : 0.0)))
+                fail_msg("%s, pixel (%d, %d): %g, expected %g", linear ? "linear" : "nearest", r, c, g, want);
         }
     free(xy);
     free(v);
@@ -153,38 +166,15 @@ static void check_nearest(int n, bool clustered, int res, unsigned seed)
 
 static void test_nearest(void **state)
 {
-    check_nearest(500, false, 97, 1);
-    check_nearest(700, true, 120, 2);
-    check_nearest(3, false, 64, 3);
+    check_interp(false, 500, false, 97, 1);
+    check_interp(false, 700, true, 120, 2);
+    check_interp(false, 3, false, 64, 3);
 }
 
 static void test_linear(void **state)
 {
-    const int n = 800, res = 157;
-    for (int t = 0; t < 2; t++) {
-        float *xy = points(n, t == 1, 5 + t), *v = calloc((size_t)n, sizeof *v);
-        for (int i = 0; i < n; i++)
-            v[i] = (float)(0.3 + 1.7 * xy[2 * i] - 0.9 * xy[2 * i + 1]);
-        float *grid = calloc((size_t)res * res, sizeof *grid);
-        uint8_t *mask = calloc((size_t)res * res, 1);
-        assert_int_equal(lvk_interp_linear(xy, v, n, res, grid), LVK_OK);
-        assert_int_equal(lvk_hull_mask(xy, n, res, mask), LVK_OK);
-        for (int r = 0; r < res; r++)
-            for (int c = 0; c < res; c++) {
-                float g = grid[(size_t)r * res + c];
-                if (!mask[(size_t)r * res + c]) {
-                    assert_true(isnan(g));
-                    continue;
-                }
-                double want = 0.3 + 1.7 * lvk_grid_x(c, res) - 0.9 * lvk_grid_y(r, res);
-                if (!(fabs(g - want) <= 1e-5))
-                    fail_msg("pixel (%d, %d): %g, expected %g", r, c, g, want);
-            }
-        free(xy);
-        free(v);
-        free(grid);
-        free(mask);
-    }
+    check_interp(true, 800, false, 157, 5);
+    check_interp(true, 800, true, 157, 6);
     /* On a regular lattice (co-circular points everywhere) too. */
     float lat[2 * 49], lv[49], grid[64 * 64];
     for (int i = 0; i < 49; i++) {
