@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "lucidvk/render.h"
 #include "lvk_util.h"
 #include "optvis/atlas.h"
+#include "optvis/grid.h"
 
 /* Dataset images forwarded per model call in an examples unit. */
 #define EXAMPLES_BATCH 16
@@ -270,34 +272,22 @@ static lvk_status hash_file(const char *path, struct lvk_atlas *a)
     return LVK_OK;
 }
 
-/* "7", "0-15", "3,5,9", "2,10-12" into at most `max` channels, in the
- * order written. Returns the count, or -1 on bad syntax, a descending
- * range, or more than max. */
-static int channel_list(const char *s, int *out, int max)
+/* lvk_channel_list_parse reads its numbers with strtol, which also takes
+ * blanks and numbers past INT_MAX (wrapped by the conversion to int): a
+ * list holds only digits, ',' and '-', and no number longer than 9 digits. */
+static bool channel_list_plain(const char *s)
 {
-    int n = 0;
-    while (*s) {
-        char *end;
-        if (*s < '0' || *s > '9')
-            return -1;
-        long a = strtol(s, &end, 10), b = a;
-        s = end;
-        if (*s == '-') {
-            if (s[1] < '0' || s[1] > '9')
-                return -1;
-            b = strtol(s + 1, &end, 10);
-            s = end;
-        }
-        if (b < a || b >= MAX_CHANNELS || b - a >= max - n)
-            return -1;
-        for (long c = a; c <= b; c++)
-            out[n++] = (int)c;
-        if (*s == ',' && s[1])
-            s++;
-        else if (*s)
-            return -1;
+    for (int digits = 0; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digits++;
+        else if (*s == ',' || *s == '-')
+            digits = 0;
+        else
+            return false;
+        if (digits > 9)
+            return false;
     }
-    return n > 0 ? n : -1;
+    return true;
 }
 
 static lvk_status parse_channels(const char *spec, int nch_layer, const char *layer, int **out, int *n)
@@ -317,7 +307,7 @@ static lvk_status parse_channels(const char *spec, int nch_layer, const char *la
     int *ch = lvk_calloc(MAX_CHANNELS, sizeof *ch);
     if (!ch)
         return LVK_ERR_HOST_OOM;
-    int k = channel_list(spec, ch, MAX_CHANNELS);
+    int k = channel_list_plain(spec) ? lvk_channel_list_parse(spec, ch, MAX_CHANNELS) : -1;
     if (k < 1) {
         free(ch);
         return lvk_fail(LVK_ERR_INVALID_ARG, "bad channel list '%s' (all, or e.g. 0-15 or 3,5,9)", spec);
