@@ -129,7 +129,17 @@ void cli_progress_step(void *progress, int step, int steps, double value)
     if (!p->tty && step < LVK_MAX(p->next, tenth) && step != steps)
         return;
     p->next = step + tenth;
-    double dt = cli_now() - p->t0, rate = step / (dt > 0 ? dt : 1e-9), eta = (steps - step) / rate;
+    const double t = cli_now();
+    if (!p->first) {
+        p->first = step;
+        p->t_first = t;
+    }
+    /* Steps per second since the first report: the setup before it
+     * (pipeline compilation, uploads) says nothing about the steps to come.
+     * Until a second report, all there is: the time since the start. */
+    double rate = step > p->first ? (step - p->first) / LVK_MAX(t - p->t_first, 1e-9)
+                                  : step / LVK_MAX(t - p->t0, 1e-9);
+    double eta = (steps - step) / rate;
     fprintf(stderr, "%s%s%sstep %4d/%d  objective %10.4f  %6.2f steps/s  ETA %3dm%02ds", p->tty ? "\r" : "",
             p->prefix ? p->prefix : "", p->prefix ? ": " : "", step, steps, value, rate, (int)eta / 60,
             (int)eta % 60);

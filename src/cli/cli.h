@@ -83,6 +83,8 @@ struct cli_progress {
     bool tty;           /* standard error is a terminal */
     bool open;          /* a line rewritten in place awaits its newline */
     int next;           /* without a terminal: the first step to report again */
+    int first;          /* the first step reported, and when: the rate counts */
+    double t_first;     /* from there, so the setup before step 1 is left out */
 };
 /* How often lvk_render_opts.progress_every asks for a report. */
 #define CLI_PROGRESS_EVERY 4
