@@ -506,6 +506,17 @@ static void test_channel_list(void **state)
     assert_int_equal(lvk_channel_list_parse("-1", ch, 8), -1);
     assert_int_equal(lvk_channel_list_parse("", ch, 8), -1);
     assert_int_equal(lvk_channel_list_parse("3x", ch, 8), -1);
+    /* Blanks and signs are refused, and numbers that would wrap an int. */
+    assert_int_equal(lvk_channel_list_parse("3, 5", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse(" 3", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("+3", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("3- 5", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("1-", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("1,,2", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("4294967297", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("2147483648", ch, 8), -1);
+    assert_int_equal(lvk_channel_list_parse("2147483647", ch, 8), 1);
+    assert_int_equal(ch[0], 2147483647);
 }
 
 int main(void)

@@ -272,24 +272,6 @@ static lvk_status hash_file(const char *path, struct lvk_atlas *a)
     return LVK_OK;
 }
 
-/* lvk_channel_list_parse reads its numbers with strtol, which also takes
- * blanks and numbers past INT_MAX (wrapped by the conversion to int): a
- * list holds only digits, ',' and '-', and no number longer than 9 digits. */
-static bool channel_list_plain(const char *s)
-{
-    for (int digits = 0; *s; s++) {
-        if (*s >= '0' && *s <= '9')
-            digits++;
-        else if (*s == ',' || *s == '-')
-            digits = 0;
-        else
-            return false;
-        if (digits > 9)
-            return false;
-    }
-    return true;
-}
-
 static lvk_status parse_channels(const char *spec, int nch_layer, const char *layer, int **out, int *n)
 {
     *out = NULL;
@@ -307,7 +289,7 @@ static lvk_status parse_channels(const char *spec, int nch_layer, const char *la
     int *ch = lvk_calloc(MAX_CHANNELS, sizeof *ch);
     if (!ch)
         return LVK_ERR_HOST_OOM;
-    int k = channel_list_plain(spec) ? lvk_channel_list_parse(spec, ch, MAX_CHANNELS) : -1;
+    int k = lvk_channel_list_parse(spec, ch, MAX_CHANNELS);
     if (k < 1) {
         free(ch);
         return lvk_fail(LVK_ERR_INVALID_ARG, "bad channel list '%s' (all, or e.g. 0-15 or 3,5,9)", spec);

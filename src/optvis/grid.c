@@ -1,6 +1,7 @@
 /* Interaction-grid layouts and objective texts, and sweep objectives (see
  * grid.h). Host code only: everything here ends up as a struct
  * lvk_param_layout and a line of objective text for lvk_render. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -239,23 +240,34 @@ lvk_status lvk_sweep_objective(const char *layer, const int *channels, int nchan
 
 /* ---- channel lists and measurements ---------------------------------------------------- */
 
+/* A channel number: digits only (no sign, no blanks), at most INT_MAX.
+ * Returns the character after it, or NULL. */
+static const char *channel_number(const char *s, long *v)
+{
+    if (*s < '0' || *s > '9')
+        return NULL;
+    long x = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        x = 10 * x + (*s - '0');
+        if (x > INT_MAX)
+            return NULL;
+    }
+    *v = x;
+    return s;
+}
+
 int lvk_channel_list_parse(const char *s, int *out, int max)
 {
     int n = 0;
     if (!s || !*s)
         return -1;
     while (*s) {
-        char *end;
-        long a = strtol(s, &end, 10), b = a;
-        if (end == s || a < 0 || *s == '-' || *s == '+')
+        long a, b;
+        if (!(s = channel_number(s, &a)))
             return -1;
-        s = end;
-        if (*s == '-') {
-            b = strtol(s + 1, &end, 10);
-            if (end == s + 1 || b < a || s[1] == '-' || s[1] == '+')
-                return -1;
-            s = end;
-        }
+        b = a;
+        if (*s == '-' && (!(s = channel_number(s + 1, &b)) || b < a))
+            return -1;
         for (long c = a; c <= b; c++) {
             if (n == max)
                 return -1;

@@ -93,7 +93,9 @@ lvk_status lvk_sweep_objective(const char *layer, const int *channels, int nchan
 
 /* Parses a channel list, "7", "0-15", "3,5,9", "2,10-12", into at most
  * `max` channels (in the order written, duplicates kept). Returns the
- * count, or -1 on bad syntax, a descending range or more than max. */
+ * count, or -1 on bad syntax (anything but digits, ',' and '-'; blanks
+ * and signs too), a number past INT_MAX, a descending range or more than
+ * max. */
 int lvk_channel_list_parse(const char *s, int *out, int max);
 
 /* Runs the model on `batch` images [batch, c, h, w] in [0,1] (resized to
