@@ -421,35 +421,27 @@ PHASES = [
 ]
 
 
+def typical_profile(r):
+    """Of the profiled renders, the one whose step took the median wall
+    time: its phases add up to its wall time, which medians taken phase by
+    phase would not."""
+    runs = sorted(r["profile"], key=lambda p: p["last_step_ms"])
+    return runs[len(runs) // 2]
+
+
 def phase_rows(results):
-    """Per phase, per result: (ms, dispatches) of one profiled step, the
-    median over the profiled renders."""
+    """Per phase, per result: (ms, dispatches) in the typical profiled step."""
     named = {label: name for name, labels in PHASES for label in labels}
     order = [name for name, _ in PHASES]
     rows = {}
     for k, r in enumerate(results):
-        per_run = []
-        for prof in r["profile"]:
-            sums = {}
-            for p in prof["phases"]:
-                name = named.get(p["label"], p["label"])
-                ms, n = sums.get(name, (0.0, 0))
-                sums[name] = (ms + p["ms"], n + p["dispatches"])
-            per_run.append(sums)
-        for name in per_run[0]:
+        for p in typical_profile(r)["phases"]:
+            name = named.get(p["label"], p["label"])
             if name not in order:
                 order.append(name)
-            rows.setdefault(name, [(0.0, 0)] * len(results))[k] = (
-                float(np.median([s.get(name, (0.0, 0))[0] for s in per_run])), per_run[0][name][1])
+            cell = rows.setdefault(name, [(0.0, 0)] * len(results))
+            cell[k] = (cell[k][0] + p["ms"], cell[k][1] + p["dispatches"])
     return [(name, rows[name]) for name in order if name in rows]
-
-
-def profile_wall(r):
-    """Median wall time of the profiled step, and of its overhead (wall minus
-    the sum of its dispatches)."""
-    walls = [p["last_step_ms"] for p in r["profile"]]
-    over = [p["last_step_ms"] - p["device_ms"] for p in r["profile"]]
-    return float(np.median(walls)), float(np.median(over))
 
 
 def tables(results, args):
@@ -515,15 +507,17 @@ def tables(results, args):
             r["first"]["lucid-vk"]["setup_s"], r["first"]["pytorch"]["setup_s"],
             r["problem"] or "ok"))
     out += ["", "### lucid-vk time by phase", "",
-            "The last step of a %d-step render, with a timestamp after every dispatch; median "
-            "over %d such renders of each phase's milliseconds, in parentheses its share of "
-            "the step's wall time and its dispatches. Overhead: the step's wall time minus the "
+            "The last step of a %d-step render, with a timestamp after every dispatch: of %d "
+            "such renders, the one whose step took the median wall time. Each phase's "
+            "milliseconds, in parentheses its share of the step's wall time and its "
+            "dispatches. Overhead: the step's wall time minus the "
             "sum of its dispatches (submit and wait, uploading the step's transforms and "
             "Adam's step, reading the objective back, gaps between dispatches)."
             % (min(args.steps, args.profile_steps), args.profile_reps), "",
             "| phase | " + " | ".join("%s, batch %d" % (r["net"], r["batch"]) for r in results)
             + " |", "|---|" + "---:|" * len(results)]
-    walls = [profile_wall(r) for r in results]
+    walls = [(p["last_step_ms"], p["last_step_ms"] - p["device_ms"])
+             for p in map(typical_profile, results)]
     for name, cells in phase_rows(results):
         out.append("| %s | %s |" % (name, " | ".join(
             "%.1f (%.0f%%, %d)" % (ms, 100 * ms / wall, n) if n else "–"
