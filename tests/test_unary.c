@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -232,14 +233,23 @@ static void test_relu6_modes(void **state)
     check_modes(true, false);
 }
 
+/* Both conv kernel families apply the fused activation (src/nn/ops/conv.c). */
+static void check_fused_modes(bool relu6)
+{
+    check_modes(relu6, true);
+    setenv("LVK_CONV_KERNEL", "classic", 1);
+    check_modes(relu6, true);
+    unsetenv("LVK_CONV_KERNEL");
+}
+
 static void test_fused_relu_modes(void **state)
 {
-    check_modes(false, true);
+    check_fused_modes(false);
 }
 
 static void test_fused_relu6_modes(void **state)
 {
-    check_modes(true, true);
+    check_fused_modes(true);
 }
 
 int main(void)
