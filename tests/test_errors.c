@@ -1,8 +1,9 @@
 /* Bad input gets one clear message and a failure status, never a crash:
  * corrupt and truncated ONNX files, unsupported ops, external data,
  * non-float inputs, unresolvable shapes, unknown names, bad PNGs, a
- * missing Vulkan driver. The models are built here with the protobuf-c
- * bindings, so each case differs from a valid model in one way. */
+ * missing Vulkan driver, malformed and out-of-range numeric options. The
+ * models are built here with the protobuf-c bindings, so each case differs
+ * from a valid model in one way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,10 @@
 
 #include "io/lvk_io.h"
 #include "onnx.pb-c.h"
+#include "support/demo.h"
 #include "support/op_harness.h"
+
+#define DEMO_IMAGE LVK_SOURCE_DIR "/assets/demo/test_0_ankle-boot.png"
 
 enum flaw { OK, UNSUPPORTED_OP, EXTERNAL_DATA, INT_INPUT, SYMBOLIC_H, CUSTOM_DOMAIN };
 
@@ -225,46 +229,71 @@ static void test_unknown_tensor(void **state)
     expect_load(write_model("ok.onnx", OK, 0), &o, LVK_ERR_NOT_FOUND, "conv9", NULL);
 }
 
-/* Runs the lucidvk command with extra environment; returns its exit status
- * and its stderr in err. */
-static int run_cli(const char *env, const char *args, char *err, size_t errlen)
+/* What the last run_cli printed. */
+static char g_out[16384], g_err[16384];
+
+static void slurp(const char *path, char *buf, size_t len)
 {
-    char cmd[2048], errpath[512];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
-    snprintf(cmd, sizeof cmd, "%s %s/lucidvk %s >/dev/null 2>%s", env, LVK_BINARY_DIR, args, errpath);
-    int rc = system(cmd);
-    FILE *f = fopen(errpath, "r");
-    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
-    err[n] = 0;
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+    buf[n] = 0;
     if (f)
         fclose(f);
+}
+
+/* Runs the lucidvk command (arguments through the shell) with extra
+ * environment; returns its exit status, its output in g_out and g_err.
+ * Validation messages fail the test. */
+static int run_cli(const char *env, const char *args)
+{
+    char cmd[4096], outpath[512], errpath[512];
+    snprintf(outpath, sizeof outpath, "%s/stdout.txt", g_dir);
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
+    snprintf(cmd, sizeof cmd, "%s %s/lucidvk %s >%s 2>%s", env, LVK_BINARY_DIR, args, outpath, errpath);
+    int rc = system(cmd);
+    slurp(outpath, g_out, sizeof g_out);
+    slurp(errpath, g_err, sizeof g_err);
+    if (strstr(g_err, "lucidvk: validation"))
+        fail_msg("lucidvk %s: validation messages:\n%s", args, g_err);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
 }
 
 static void test_cli_no_device(void **state)
 {
-    char err[4096];
     /* No driver manifest at all: what a machine without any Vulkan driver sees. */
-    int rc = run_cli("VK_ICD_FILENAMES=/nonexistent.json VK_DRIVER_FILES=/nonexistent.json", "devices",
-                     err, sizeof err);
+    int rc = run_cli("VK_ICD_FILENAMES=/nonexistent.json VK_DRIVER_FILES=/nonexistent.json", "devices");
     assert_int_not_equal(rc, 0);
-    if (!strstr(err, "mesa-vulkan-drivers"))
-        fail_msg("stderr lacks the lavapipe hint: %s", err);
-    assert_null(strstr(err, "Segmentation"));
+    if (!strstr(g_err, "mesa-vulkan-drivers"))
+        fail_msg("stderr lacks the lavapipe hint: %s", g_err);
+    assert_null(strstr(g_err, "Segmentation"));
 }
 
 static void test_cli_bad_inputs(void **state)
 {
     if (!lvk_test_ctx())
         skip();
-    char err[4096], args[1024], png[512];
+    char args[1024], png[512];
     const char *model = write_model("ok.onnx", OK, 0);
     snprintf(png, sizeof png, "%s/bad.png", g_dir);
     assert_int_equal(lvk_write_file_atomic(png, "\x89PNG\r\n\x1a\nnot really", 18), LVK_OK);
     snprintf(args, sizeof args, "forward %s --input %s -o %s/out", model, png, g_dir);
-    assert_int_equal(run_cli("", args, err, sizeof err), 1);
-    if (!strstr(err, "bad.png"))
-        fail_msg("stderr does not name the PNG: %s", err);
+    assert_int_equal(run_cli("", args), 1);
+    if (!strstr(g_err, "bad.png"))
+        fail_msg("stderr does not name the PNG: %s", g_err);
 
     snprintf(png, sizeof png, "%s/ok.png", g_dir);
     struct lvk_image img;
@@ -272,18 +301,64 @@ static void test_cli_bad_inputs(void **state)
     assert_int_equal(lvk_png_write(png, &img), LVK_OK);
     lvk_image_free(&img);
     snprintf(args, sizeof args, "forward %s --input %s --grad-of y:9 -o %s/out", model, png, g_dir);
-    assert_int_equal(run_cli("", args, err, sizeof err), 1);
-    if (!strstr(err, "channel 9 out of range") || !strstr(err, "4 channels"))
-        fail_msg("stderr: %s", err);
+    assert_int_equal(run_cli("", args), 1);
+    if (!strstr(g_err, "channel 9 out of range") || !strstr(g_err, "4 channels"))
+        fail_msg("stderr: %s", g_err);
     snprintf(args, sizeof args, "forward %s --input %s --tensor nope -o %s/out", model, png, g_dir);
-    assert_int_equal(run_cli("", args, err, sizeof err), 1);
-    if (!strstr(err, "nope"))
-        fail_msg("stderr: %s", err);
+    assert_int_equal(run_cli("", args), 1);
+    if (!strstr(g_err, "nope"))
+        fail_msg("stderr: %s", g_err);
     snprintf(args, sizeof args, "classify %s/missing.onnx %s", g_dir, png);
-    assert_int_equal(run_cli("", args, err, sizeof err), 1);
-    if (!strstr(err, "missing.onnx"))
-        fail_msg("stderr: %s", err);
-    assert_int_equal(run_cli("", "frobnicate", err, sizeof err), 2);
+    assert_int_equal(run_cli("", args), 1);
+    if (!strstr(g_err, "missing.onnx"))
+        fail_msg("stderr: %s", g_err);
+    assert_int_equal(run_cli("", "frobnicate"), 2);
+}
+
+/* Every numeric option is read whole and checked against its range before
+ * anything runs: each command here would otherwise run on the demo model
+ * (and write OUT) with a number made up from the bad text. No device is
+ * needed to refuse them. Arguments: %1$s the model, %2$s an image, %3$s
+ * the output. */
+static void test_cli_bad_numbers(void **state)
+{
+    static const struct { const char *args, *needle[3]; } cases[] = {
+        {"attribute %1$s %2$s --method saliency --target abc -o %3$s", {"--target", "'abc'", "integer of at least 0"}},
+        {"attribute %1$s %2$s --method saliency --target -1 -o %3$s", {"--target", "'-1'", "at least 0"}},
+        {"render %1$s -l conv1 -c 0 --steps 1x -o %3$s", {"--steps", "'1x'", "integer of at least 1"}},
+        {"render %1$s -l conv1 -c 0 --steps '' -o %3$s", {"--steps", "''", "at least 1"}},
+        {"attribute %1$s %2$s --method ig --clip 150 -o %3$s", {"--clip", "'150'", "above 0 and at most 100"}},
+        {"attribute %1$s %2$s --method ig --clip -5 -o %3$s", {"--clip", "'-5'", "above 0 and at most 100"}},
+        {"attribute %1$s %2$s --method ig --clip 0 -o %3$s", {"--clip", "'0'", "above 0"}},
+        {"attribute %1$s %2$s --method smoothgrad --noise 0.1.2 -o %3$s", {"--noise", "'0.1.2'", "above 0"}},
+        {"render %1$s -l conv1 -c 0 --size ' 16' -o %3$s", {"--size", "' 16'", "from 8 to 4096"}},
+        {"render %1$s -l conv1 -c 0 --size 99999999999999999999 -o %3$s", {"--size", "from 8 to 4096", NULL}},
+        {"render %1$s -l conv1 -c 0 --lr nan -o %3$s", {"--lr", "'nan'", "above 0"}},
+        {"render %1$s -l conv1 -c 0 --lr 1e999 -o %3$s", {"--lr", "'1e999'", "above 0"}},
+        {"render %1$s -l conv1 -c 0 --seed -1 -o %3$s", {"--seed", "'-1'", "from 0 to 18446744073709551615"}},
+        {"render %1$s -l conv1 -c 0 --seed 18446744073709551616 -o %3$s", {"--seed", "from 0 to", NULL}},
+        {"render %1$s --class 3x -o %3$s", {"--class", "'3x'", NULL}},
+        {"sweep %1$s --layers conv1 --zoom 65 -o %3$s", {"--zoom", "'65'", "from 1 to 64"}},
+        {"grid %1$s -n conv1:1 -n conv1:2x -o %3$s", {"channel of -n", "'2x'", "at least 0"}},
+        {"classify %1$s %2$s --top 5junk", {"--top", "'5junk'", NULL}},
+        {"kernels %1$s --angles 3 -o %3$s", {"--angles", "'3'", "at least 4"}},
+    };
+    char args[1024], out[512];
+    snprintf(out, sizeof out, "%s/number.png", g_dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unlink(out);
+        snprintf(args, sizeof args, cases[i].args, LVK_DEMO_MODEL, DEMO_IMAGE, out);
+        int rc = run_cli("", args);
+        if (rc != 2)
+            fail_msg("%s: exit status %d, expected 2; stderr: %s", args, rc, g_err);
+        for (int k = 0; k < 3 && cases[i].needle[k]; k++)
+            if (!strstr(g_err, cases[i].needle[k]))
+                fail_msg("%s: stderr lacks \"%s\": %s", args, cases[i].needle[k], g_err);
+        /* One message: the usage line and the pointer to --help. */
+        assert_int_equal(count(g_err, "\n"), 2);
+        if (exists(out))
+            fail_msg("%s: wrote %s", args, out);
+    }
 }
 
 int main(void)
@@ -296,7 +371,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_op),    cmocka_unit_test(test_external_data),
         cmocka_unit_test(test_int_input),         cmocka_unit_test(test_symbolic_shape),
         cmocka_unit_test(test_unknown_tensor),    cmocka_unit_test(test_cli_no_device),
-        cmocka_unit_test(test_cli_bad_inputs),
+        cmocka_unit_test(test_cli_bad_inputs),    cmocka_unit_test(test_cli_bad_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

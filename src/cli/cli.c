@@ -1,6 +1,11 @@
 /* Option handling shared by the lucidvk subcommands. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +34,72 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     fprintf(stderr, "\n(see 'lucidvk %s --help')\n", cmd);
     return 2;
 }
+
+/* ---- numeric options ---------------------------------------------------------------- */
+
+/* The usage error of a numeric option: "OPT takes KIND RANGE, not 'ARG'".
+ * hi of INFINITY (or INT_MAX for integers) leaves the top open; lo of
+ * -INFINITY as well leaves no range to name. */
+static int bad_number(const char *cmd, const char *opt, const char *arg, const char *kind, double lo,
+                      double hi, bool lo_open)
+{
+    char range[96];
+    if (isinf(lo) && isinf(hi))
+        return cli_usage_error(cmd, "%s takes %s, not '%s'", opt, kind, arg);
+    if (isinf(hi))
+        snprintf(range, sizeof range, "%s %.15g", lo_open ? "above" : "of at least", lo);
+    else if (lo_open)
+        snprintf(range, sizeof range, "above %.15g and at most %.15g", lo, hi);
+    else
+        snprintf(range, sizeof range, "from %.15g to %.15g", lo, hi);
+    return cli_usage_error(cmd, "%s takes %s %s, not '%s'", opt, kind, range, arg);
+}
+
+/* strtol and friends skip leading blanks and take a sign; an option value
+ * that starts with a blank is a mistake all the same. */
+static bool starts_like_number(const char *arg)
+{
+    return *arg && !isspace((unsigned char)*arg);
+}
+
+int cli_int(const char *cmd, const char *opt, const char *arg, long lo, long hi, int *out)
+{
+    LVK_ASSERT(lo <= hi && hi <= INT_MAX && lo >= INT_MIN);
+    char *end;
+    errno = 0;
+    long v = starts_like_number(arg) ? strtol(arg, &end, 10) : 0;
+    if (!starts_like_number(arg) || *end || errno == ERANGE || v < lo || v > hi)
+        return bad_number(cmd, opt, arg, "an integer", (double)lo, hi == INT_MAX ? INFINITY : (double)hi,
+                          false);
+    *out = (int)v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *opt, const char *arg, double lo, double hi, bool lo_open,
+              double *out)
+{
+    char *end;
+    double v = starts_like_number(arg) ? strtod(arg, &end) : NAN;
+    if (!starts_like_number(arg) || *end || !isfinite(v) || !(lo_open ? v > lo : v >= lo) || !(v <= hi))
+        return bad_number(cmd, opt, arg, "a number", lo, hi, lo_open);
+    *out = v;
+    return 0;
+}
+
+int cli_seed(const char *cmd, const char *opt, const char *arg, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    /* strtoull takes "-1" as 2^64 - 1: only digits are a seed. */
+    unsigned long long v = isdigit((unsigned char)*arg) ? strtoull(arg, &end, 10) : 0;
+    if (!isdigit((unsigned char)*arg) || *end || errno == ERANGE)
+        return cli_usage_error(cmd, "%s takes an integer from 0 to %llu, not '%s'", opt,
+                               (unsigned long long)UINT64_MAX, arg);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* ---- the device and the model ------------------------------------------------------------ */
 
 lvk_status cli_open(const char *device, lvk_ctx_t **ctx)
 {

@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lucidvk/lucidvk.h"
 #include "lucidvk/preproc.h"
@@ -27,6 +28,27 @@ int cmd_kernels(int argc, char **argv);
 int cli_error(lvk_status st, const char *what);
 /* Prints a usage error and returns exit status 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Numeric option values. The whole of `arg` must be the number (no blanks,
+ * no trailing text), finite and within range; `opt` names the option as
+ * the user wrote it ("--steps"). On success *out is set and 0 returned;
+ * otherwise *out is left alone and one usage error names the option, the
+ * text and the range: "--steps takes an integer of at least 1, not '1x'";
+ * the return value is then the exit status (2).
+ *   cli_int    an integer in [lo, hi] (hi at most INT_MAX);
+ *   cli_float  a number in [lo, hi], or (lo, hi] when lo_open; lo may be
+ *              -INFINITY, hi INFINITY;
+ *   cli_seed   a random seed: any unsigned 64-bit integer. */
+int cli_int(const char *cmd, const char *opt, const char *arg, long lo, long hi, int *out);
+int cli_float(const char *cmd, const char *opt, const char *arg, double lo, double hi, bool lo_open,
+              double *out);
+int cli_seed(const char *cmd, const char *opt, const char *arg, uint64_t *out);
+
+/* Upper bounds of the options that size images (--size, --zoom): far
+ * past what renders and sheets are drawn at, and low enough that pixel
+ * counts stay within int arithmetic. */
+#define CLI_MAX_SIZE 4096
+#define CLI_MAX_ZOOM 64
 
 /* Opens the device chosen by --device (NULL: $LVK_DEVICE or the best). */
 lvk_status cli_open(const char *device, lvk_ctx_t **ctx);

@@ -4,6 +4,7 @@
  * pages). */
 #include <dirent.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,19 +74,6 @@ static void hms(double s, char *buf, size_t len)
     snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 }
 
-/* An integer option of at least `min`; false after a usage error. */
-static bool int_arg(const char *opt, const char *arg, int min, int *out)
-{
-    char *end;
-    long v = strtol(arg, &end, 10);
-    if (end == arg || *end || v < min || v > INT_MAX) {
-        cli_usage_error("atlas", "--%s needs an integer of at least %d, not '%s'", opt, min, arg);
-        return false;
-    }
-    *out = (int)v;
-    return true;
-}
-
 static int add_layers(const char *arg, char **names, int *n)
 {
     char *copy = strdup(arg), *save = NULL;
@@ -141,6 +129,7 @@ int cmd_atlas(int argc, char **argv)
         CLI_PREPROC_OPTIONS, {0, 0, 0, 0}};
     struct lvk_atlas_settings s;
     lvk_atlas_settings_default(&s);
+    double x;
     struct cli_preproc pre = {0};
     lvk_preproc_default(&pre.p);
     char *layers[MAX_LAYERS];
@@ -162,25 +151,30 @@ int cmd_atlas(int argc, char **argv)
             break;
         case 'c': channels = optarg; break;
         case 'g': s.negative = 1; break;
-        case 'V': ok = int_arg("diversity", optarg, 2, &s.diversity); break;
-        case 'W': s.diversity_weight = strtof(optarg, NULL); break;
-        case 'I': images = optarg; break;
-        case 't': ok = int_arg("top", optarg, 1, &s.top); break;
-        case 's': ok = int_arg("steps", optarg, 1, &s.steps); break;
-        case 'z': ok = int_arg("size", optarg, 8, &s.size); break;
-        case 'b': ok = int_arg("batch", optarg, 1, &s.batch); break;
-        case 'r':
-            s.lr = strtof(optarg, NULL);
-            if (!(s.lr > 0))
-                ok = !cli_usage_error("atlas", "--lr must be positive");
+        case 'V': ok = !cli_int("atlas", "--diversity", optarg, 2, INT_MAX, &s.diversity); break;
+        case 'W':
+            if ((ok = !cli_float("atlas", "--diversity-weight", optarg, 0, INFINITY, false, &x)))
+                s.diversity_weight = (float)x;
             break;
-        case 'S': s.seed = strtoull(optarg, NULL, 10); break;
+        case 'I': images = optarg; break;
+        case 't': ok = !cli_int("atlas", "--top", optarg, 1, INT_MAX, &s.top); break;
+        case 's': ok = !cli_int("atlas", "--steps", optarg, 1, INT_MAX, &s.steps); break;
+        case 'z': ok = !cli_int("atlas", "--size", optarg, 8, CLI_MAX_SIZE, &s.size); break;
+        case 'b': ok = !cli_int("atlas", "--batch", optarg, 1, INT_MAX, &s.batch); break;
+        case 'r':
+            if ((ok = !cli_float("atlas", "--lr", optarg, 0, INFINITY, true, &x)))
+                s.lr = (float)x;
+            break;
+        case 'S': ok = !cli_seed("atlas", "--seed", optarg, &s.seed); break;
         case 'p':
             s.pixel = !strcmp(optarg, "pixel");
             if (!s.pixel && strcmp(optarg, "fft"))
                 ok = !cli_usage_error("atlas", "--param is fft or pixel, not '%s'", optarg);
             break;
-        case 'D': s.decay = strtof(optarg, NULL); break;
+        case 'D':
+            if ((ok = !cli_float("atlas", "--decay", optarg, 0, INFINITY, true, &x)))
+                s.decay = (float)x;
+            break;
         case 'R': s.decorrelate = 0; break;
         case 'T':
             s.transforms = strcmp(optarg, "none") != 0;
@@ -189,7 +183,7 @@ int cmd_atlas(int argc, char **argv)
             break;
         case 'n': s.redirect = 0; break;
         case 'H': shard = optarg; break;
-        case 'N': ok = int_arg("shards", optarg, 1, &shards_hint); break;
+        case 'N': ok = !cli_int("atlas", "--shards", optarg, 1, INT_MAX, &shards_hint); break;
         case 'o': site = optarg; break;
         case 'd': device = optarg; break;
         case 'h': help(); status = 0; goto out;

@@ -1,6 +1,8 @@
 /* lucidvk attribute: which pixels of an image matter for a class or an
  * objective (saliency, guided backprop, integrated gradients, SmoothGrad,
  * Grad-CAM; see analysis/attribution.h). */
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +70,7 @@ int cmd_attribute(int argc, char **argv)
     const char *device = NULL, *out = NULL, *npy = NULL, *method = NULL, *baseline = "black";
     const char *cmap_name = "inferno";
     int overlay = 0, batch = 16, c, r;
-    float clip = -1;
+    double clip = -1, noise;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:d:h", opts, NULL)) != -1) {
         if ((r = cli_preproc_parse(&pre, c, optarg)) != 0) {
@@ -78,19 +80,23 @@ int cmd_attribute(int argc, char **argv)
         }
         switch (c) {
         case 'm': method = optarg; break;
-        case 'k': ao.target = atoi(optarg); break;
+        case 'k': if ((r = cli_int("attribute", "--target", optarg, 0, INT_MAX, &ao.target))) return r; break;
         case 'j': ao.objective = optarg; break;
         case 'S': ao.scores = optarg; break;
         case 'l': ao.layer = optarg; break;
-        case 's': ao.steps = atoi(optarg); break;
+        case 's': if ((r = cli_int("attribute", "--steps", optarg, 1, INT_MAX, &ao.steps))) return r; break;
         case 'b': baseline = optarg; break;
-        case 'n': ao.samples = atoi(optarg); break;
-        case 'N': ao.noise = (float)atof(optarg); break;
-        case 'r': ao.seed = strtoull(optarg, NULL, 10); break;
-        case 'B': batch = atoi(optarg); break;
+        case 'n': if ((r = cli_int("attribute", "--samples", optarg, 1, INT_MAX, &ao.samples))) return r; break;
+        case 'N':
+            if ((r = cli_float("attribute", "--noise", optarg, 0, INFINITY, true, &noise)))
+                return r;
+            ao.noise = (float)noise;
+            break;
+        case 'r': if ((r = cli_seed("attribute", "--seed", optarg, &ao.seed))) return r; break;
+        case 'B': if ((r = cli_int("attribute", "--batch", optarg, 1, INT_MAX, &batch))) return r; break;
         case 'v': overlay = 1; break;
         case 'c': cmap_name = optarg; break;
-        case 'p': clip = (float)atof(optarg); break;
+        case 'p': if ((r = cli_float("attribute", "--clip", optarg, 0, 100, true, &clip))) return r; break;
         case 'y': npy = optarg; break;
         case 'o': out = optarg; break;
         case 'd': device = optarg; break;
@@ -102,9 +108,6 @@ int cmd_attribute(int argc, char **argv)
         return cli_usage_error("attribute", "expected MODEL.onnx IMAGE.png --method M -o FILE");
     if (ao.objective && ao.target >= 0)
         return cli_usage_error("attribute", "give --target or --objective, not both");
-    if (batch < 1 || ao.steps < 0 || ao.samples < 0 || ao.noise < 0 || (clip > 100))
-        return cli_usage_error("attribute", "--batch, --steps, --samples, --noise and --clip must be "
-                                            "positive (--clip at most 100)");
     const char *path = argv[optind], *image_path = argv[optind + 1];
     lvk_status st = lvk_attr_method_parse(method, &ao.method);
     enum lvk_cmap cmap;
@@ -115,7 +118,7 @@ int cmd_attribute(int argc, char **argv)
     if (st != LVK_OK)
         return cli_error(st, NULL);
     if (clip < 0)
-        clip = ao.method == LVK_ATTR_GRADCAM ? 100.0f : 99.0f;
+        clip = ao.method == LVK_ATTR_GRADCAM ? 100 : 99;
 
     char **labels = NULL;
     int nlabels = 0;
@@ -184,7 +187,7 @@ int cmd_attribute(int argc, char **argv)
     printf("  %d forward+backward passes of %d image%s, %.1f s\n", res.passes, res.batch,
            res.batch == 1 ? "" : "s", secs);
 
-    if ((st = lvk_attr_render(res.map, H, W, overlay ? img : NULL, C, cmap, clip, &pic)) != LVK_OK)
+    if ((st = lvk_attr_render(res.map, H, W, overlay ? img : NULL, C, cmap, (float)clip, &pic)) != LVK_OK)
         goto done;
     if ((st = lvk_png_write(out, &pic)) != LVK_OK)
         goto done;

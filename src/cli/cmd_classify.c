@@ -1,4 +1,5 @@
 /* lucidvk classify: top-K classes of PNG images. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ int cmd_classify(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'k': top = atoi(optarg); break;
+        case 'k': if ((r = cli_int("classify", "--top", optarg, 1, INT_MAX, &top))) return r; break;
         case 'O': output = optarg; break;
         case 'd': device = optarg; break;
         case 'h': help(); return 0;
@@ -55,8 +56,6 @@ int cmd_classify(int argc, char **argv)
     }
     if (argc - optind < 2)
         return cli_usage_error("classify", "expected MODEL.onnx and at least one IMAGE.png");
-    if (top < 1)
-        return cli_usage_error("classify", "--top must be at least 1");
     const char *path = argv[optind];
     struct lvk_preproc pp;
     lvk_status st = cli_preproc_resolve(&pre, path, &pp);

@@ -2,6 +2,7 @@
  * one image, as labelled grids (analysis/features.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +98,8 @@ int cmd_features(int argc, char **argv)
         case 'c': channels = optarg; break;
         case 'm': cmap = optarg; break;
         case 'n': norm = optarg; break;
-        case 'z': fo.zoom = atoi(optarg); break;
-        case 'C': fo.cols = atoi(optarg); break;
+        case 'z': if ((r = cli_int("features", "--zoom", optarg, 1, CLI_MAX_ZOOM, &fo.zoom))) return r; break;
+        case 'C': if ((r = cli_int("features", "--cols", optarg, 1, INT_MAX, &fo.cols))) return r; break;
         case 'a': all = 1; break;
         case 'o': out = optarg; break;
         case 'O': dir = optarg; break;
@@ -119,8 +120,6 @@ int cmd_features(int argc, char **argv)
         fo.norm = LVK_FMAP_PER_MAP;
     else
         return cli_usage_error("features", "--norm is shared or map, not '%s'", norm);
-    if (fo.zoom < 0 || fo.cols < 0)
-        return cli_usage_error("features", "--zoom and --cols must be positive");
     const char *path = argv[optind], *image = argv[optind + 1];
     struct lvk_preproc pp;
     lvk_status st = lvk_cmap_parse(cmap, &fo.cmap);

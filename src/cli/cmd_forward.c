@@ -1,6 +1,7 @@
 /* lucidvk forward: tensors and input gradients as numpy files, the way
  * users (and lucid-vk's own tests) compare with PyTorch or onnxruntime. */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,13 +96,16 @@ int cmd_forward(int argc, char **argv)
     }
     const char *path = argv[optind];
     char grad_name[1024] = "";
-    long grad_ch = -1;
+    int grad_ch = -1;
     if (grad_of) {
         const char *colon = strrchr(grad_of, ':');
-        char *end;
-        if (!colon || colon == grad_of || (grad_ch = strtol(colon + 1, &end, 10), *end) || grad_ch < 0) {
+        if (!colon || colon == grad_of) {
             free(tensors);
             return cli_usage_error("forward", "--grad-of expects NAME:CHANNEL, got '%s'", grad_of);
+        }
+        if ((r = cli_int("forward", "the channel of --grad-of NAME:CHANNEL", colon + 1, 0, INT_MAX, &grad_ch))) {
+            free(tensors);
+            return r;
         }
         snprintf(grad_name, sizeof grad_name, "%.*s", (int)(colon - grad_of), grad_of);
     }
@@ -194,7 +198,7 @@ int cmd_forward(int argc, char **argv)
     if ((st = lvk_model_tensor_find(m, grad_name, &tg)) != LVK_OK)
         goto done;
     if (tg.ndim < 2 || grad_ch >= tg.shape[1]) {
-        st = lvk_fail(LVK_ERR_INVALID_ARG, "--grad-of: channel %ld out of range: '%s' has %lld channels",
+        st = lvk_fail(LVK_ERR_INVALID_ARG, "--grad-of: channel %d out of range: '%s' has %lld channels",
                       grad_ch, grad_name, tg.ndim >= 2 ? (long long)tg.shape[1] : 0LL);
         goto done;
     }
@@ -219,7 +223,7 @@ int cmd_forward(int argc, char **argv)
     snprintf(gpath, sizeof gpath, "%s/grad_input.npy", dir);
     if ((st = lvk_npy_write(gpath, grad, ti.ndim, ti.shape)) != LVK_OK)
         goto done;
-    printf("d mean(%s[:, %ld]) / d %s -> %s\n", grad_name, grad_ch, in, gpath);
+    printf("d mean(%s[:, %d]) / d %s -> %s\n", grad_name, grad_ch, in, gpath);
 finish:
     if (st == LVK_OK)
         status = 0;

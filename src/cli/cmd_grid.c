@@ -1,6 +1,7 @@
 /* lucidvk grid: neuron interaction grids. N neurons give an N x N grid of
  * images rendered in one batch, each neuron alone on the diagonal and each
  * pair combined off it (src/optvis/grid.h has the parameterization). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,7 @@ int cmd_grid(int argc, char **argv)
     char *names[MAX_NEURONS] = {0}, *labels[MAX_NEURONS] = {0};
     const char *device = NULL, *out = "grid.png", *json = NULL;
     int n = 0, zoom = 0, c, r, status = 2;
-    double blur = 10;
+    double blur = 10, lr;
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:o:d:h", opts, NULL)) != -1) {
         if ((r = cli_preproc_parse(&pre, c, optarg)) != 0) {
@@ -149,12 +150,13 @@ int cmd_grid(int argc, char **argv)
         switch (c) {
         case 'n': {
             const char *colon = strrchr(optarg, ':');
-            char *end = NULL;
-            long ch = colon ? strtol(colon + 1, &end, 10) : -1;
-            if (!colon || colon == optarg || end == colon + 1 || *end || ch < 0) {
+            int ch;
+            if (!colon || colon == optarg) {
                 cli_usage_error("grid", "-n takes LAYER:CHANNEL, not '%s'", optarg);
                 goto done;
             }
+            if (cli_int("grid", "the channel of -n LAYER:CHANNEL", colon + 1, 0, INT_MAX, &ch))
+                goto done;
             if (n == MAX_NEURONS) {
                 cli_usage_error("grid", "at most %d neurons", MAX_NEURONS);
                 goto done;
@@ -165,18 +167,22 @@ int cmd_grid(int argc, char **argv)
                 status = 1;
                 goto done;
             }
-            nr[n] = (struct lvk_grid_neuron){.layer = names[n], .channel = (int)ch};
+            nr[n] = (struct lvk_grid_neuron){.layer = names[n], .channel = ch};
             n++;
             break;
         }
-        case 's': o.steps = atoi(optarg); if (o.steps < 1) { cli_usage_error("grid", "--steps must be at least 1"); goto done; } break;
-        case 'z': o.size = atoi(optarg); if (o.size < 8) { cli_usage_error("grid", "--size must be at least 8"); goto done; } break;
-        case 'r': o.lr = strtof(optarg, NULL); if (!(o.lr > 0)) { cli_usage_error("grid", "--lr must be positive"); goto done; } break;
-        case 'B': blur = strtod(optarg, NULL); if (!(blur >= 0)) { cli_usage_error("grid", "--blur must be >= 0"); goto done; } break;
-        case 'S': o.seed = strtoull(optarg, NULL, 10); break;
-        case 'Z': zoom = atoi(optarg); if (zoom < 1) { cli_usage_error("grid", "--zoom must be at least 1"); goto done; } break;
+        case 's': if (cli_int("grid", "--steps", optarg, 1, INT_MAX, &o.steps)) goto done; break;
+        case 'z': if (cli_int("grid", "--size", optarg, 8, CLI_MAX_SIZE, &o.size)) goto done; break;
+        case 'r':
+            if (cli_float("grid", "--lr", optarg, 0, INFINITY, true, &lr))
+                goto done;
+            o.lr = (float)lr;
+            break;
+        case 'B': if (cli_float("grid", "--blur", optarg, 0, INFINITY, false, &blur)) goto done; break;
+        case 'S': if (cli_seed("grid", "--seed", optarg, &o.seed)) goto done; break;
+        case 'Z': if (cli_int("grid", "--zoom", optarg, 1, CLI_MAX_ZOOM, &zoom)) goto done; break;
         case 'o': out = optarg; break;
-        case 'e': o.snapshot_every = atoi(optarg); break;
+        case 'e': if (cli_int("grid", "--save-every", optarg, 1, INT_MAX, &o.snapshot_every)) goto done; break;
         case 'j': json = optarg; break;
         case 'd': device = optarg; break;
         case 'h': help(); status = 0; goto done;

@@ -2,6 +2,7 @@
  * orientation, spatial frequency, colour or norm (analysis/kernels.h).
  * A first layer is measured from its weights alone, with no device; a later
  * one from the model's responses to gratings. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,13 +85,13 @@ int cmd_kernels(int argc, char **argv)
         case 'l': layer = optarg; break;
         case 'r': rank = optarg; break;
         case 'j': json = optarg; break;
-        case 'z': zoom = atoi(optarg); break;
+        case 'z': if ((r = cli_int("kernels", "--zoom", optarg, 1, CLI_MAX_ZOOM, &zoom))) return r; break;
         case 's': shared = 1; break;
         case 'o': out = optarg; break;
         case 'm': method = optarg; break;
-        case 'A': go.angles = atoi(optarg); if (go.angles < 4) return cli_usage_error("kernels", "--angles must be at least 4"); break;
-        case 'P': go.phases = atoi(optarg); if (go.phases < 1) return cli_usage_error("kernels", "--phases must be at least 1"); break;
-        case 'b': go.batch = atoi(optarg); if (go.batch < 1) return cli_usage_error("kernels", "--batch must be at least 1"); break;
+        case 'A': if ((r = cli_int("kernels", "--angles", optarg, 4, INT_MAX, &go.angles))) return r; break;
+        case 'P': if ((r = cli_int("kernels", "--phases", optarg, 1, INT_MAX, &go.phases))) return r; break;
+        case 'b': if ((r = cli_int("kernels", "--batch", optarg, 1, INT_MAX, &go.batch))) return r; break;
         case 'd': device = optarg; break;
         case 'h': help(); return 0;
         default: return 2;
@@ -98,8 +99,6 @@ int cmd_kernels(int argc, char **argv)
     }
     if (optind != argc - 1 || (!out && !json))
         return cli_usage_error("kernels", "expected MODEL.onnx and -o FILE.png and/or --json FILE");
-    if (zoom < 0)
-        return cli_usage_error("kernels", "--zoom must be positive");
     if (strcmp(method, "auto") && strcmp(method, "spectrum") && strcmp(method, "gratings"))
         return cli_usage_error("kernels", "--method is auto, spectrum or gratings, not '%s'", method);
     enum lvk_kernel_rank by;

@@ -1,5 +1,6 @@
 /* lucidvk render: feature visualization of neurons, channels, layers,
  * directions and classes. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +142,8 @@ static void cb_snapshot(void *u, int step, const float *im, int b, int c, int h,
 
 /* What to visualize, as the options give it. */
 struct unit_opts {
-    const char *layer, *channels, *objective, *klass, *div_layer;
+    const char *layer, *channels, *objective, *div_layer;
+    int klass; /* --class K; -1: none */
     bool neuron, both;
     int diversity;
     float div_weight;
@@ -230,8 +232,8 @@ static char *build_objective(const struct unit_opts *u, int *batch, char ***row_
     }
     size_t cap = (size_t)n * (2 * (u->layer ? strlen(u->layer) : 0) + 96) +
                  (u->objective ? 2 * strlen(u->objective) : 0) + (u->div_layer ? strlen(u->div_layer) : 0) + 256;
-    size_t ulen = (u->layer ? strlen(u->layer) : 0) + (u->objective ? strlen(u->objective) : 0) +
-                  (u->klass ? strlen(u->klass) : 0) + 64;
+    /* 64 holds the rest of a term, "class(K)" included. */
+    size_t ulen = (u->layer ? strlen(u->layer) : 0) + (u->objective ? strlen(u->objective) : 0) + 64;
     t.s = malloc(cap);
     char *unit = malloc(ulen), *label = malloc(ulen);
     if (u->both)
@@ -247,8 +249,8 @@ static char *build_objective(const struct unit_opts *u, int *batch, char ***row_
         /* This unit's term, unbound. */
         if (u->layer)
             snprintf(unit, ulen, "%s('%s', %d)", u->neuron ? "neuron" : "channel", u->layer, list[i]);
-        else if (u->klass)
-            snprintf(unit, ulen, "class(%s)", u->klass);
+        else if (u->klass >= 0)
+            snprintf(unit, ulen, "class(%d)", u->klass);
         else
             snprintf(unit, ulen, "(%s)", u->objective);
         if (u->both) {
@@ -257,7 +259,7 @@ static char *build_objective(const struct unit_opts *u, int *batch, char ***row_
             if (u->layer)
                 snprintf(label, ulen, "%s:%d", u->layer, list[i]);
             else
-                snprintf(label, ulen, "%s", u->klass ? unit : u->objective);
+                snprintf(label, ulen, "%s", u->klass >= 0 ? unit : u->objective);
             (*row_labels)[i] = strdup(label);
             if (!(*row_labels)[i]) {
                 *status = 1;
@@ -455,8 +457,9 @@ int cmd_render(int argc, char **argv)
     struct cli_preproc pre = {0};
     lvk_preproc_default(&pre.p);
     struct lvk_render_opts o = {.redirect_steps = -1};
-    struct unit_opts u = {.div_weight = 0.3f};
+    struct unit_opts u = {.klass = -1, .div_weight = 0.3f};
     bool div_weight_set = false;
+    double x;
     const char *device = NULL, *out = "render.png", *out_dir = NULL, *json = NULL, *panel_layer = NULL;
     bool panel = false;
     int c, r, batch = 0;
@@ -472,23 +475,36 @@ int cmd_render(int argc, char **argv)
         case 'c': u.channels = optarg; break;
         case 'N': u.neuron = true; break;
         case 'x': u.objective = optarg; break;
-        case 'K': u.klass = optarg; break;
+        case 'K': if ((r = cli_int("render", "--class", optarg, 0, INT_MAX, &u.klass))) return r; break;
         case 'g': o.negative = 1; break;
         case 'B': u.both = true; break;
-        case 'V': u.diversity = atoi(optarg); if (u.diversity < 2) return cli_usage_error("render", "--diversity needs at least 2 images"); break;
-        case 'W': u.div_weight = strtof(optarg, NULL); div_weight_set = true; break;
+        case 'V': if ((r = cli_int("render", "--diversity", optarg, 2, INT_MAX, &u.diversity))) return r; break;
+        case 'W':
+            if ((r = cli_float("render", "--diversity-weight", optarg, 0, INFINITY, false, &x)))
+                return r;
+            u.div_weight = (float)x;
+            div_weight_set = true;
+            break;
         case 'Y': u.div_layer = optarg; break;
-        case 's': o.steps = atoi(optarg); if (o.steps < 1) return cli_usage_error("render", "--steps must be at least 1"); break;
-        case 'r': o.lr = strtof(optarg, NULL); if (!(o.lr > 0)) return cli_usage_error("render", "--lr must be positive"); break;
-        case 'S': o.seed = strtoull(optarg, NULL, 10); break;
-        case 'z': o.size = atoi(optarg); if (o.size < 8) return cli_usage_error("render", "--size must be at least 8"); break;
-        case 'b': batch = atoi(optarg); if (batch < 1) return cli_usage_error("render", "--batch must be at least 1"); break;
+        case 's': if ((r = cli_int("render", "--steps", optarg, 1, INT_MAX, &o.steps))) return r; break;
+        case 'r':
+            if ((r = cli_float("render", "--lr", optarg, 0, INFINITY, true, &x)))
+                return r;
+            o.lr = (float)x;
+            break;
+        case 'S': if ((r = cli_seed("render", "--seed", optarg, &o.seed))) return r; break;
+        case 'z': if ((r = cli_int("render", "--size", optarg, 8, CLI_MAX_SIZE, &o.size))) return r; break;
+        case 'b': if ((r = cli_int("render", "--batch", optarg, 1, INT_MAX, &batch))) return r; break;
         case 'p':
             if (!strcmp(optarg, "fft")) o.param = LVK_PARAM_FFT;
             else if (!strcmp(optarg, "pixel")) o.param = LVK_PARAM_PIXEL;
             else return cli_usage_error("render", "--param is fft or pixel, not '%s'", optarg);
             break;
-        case 'D': o.decay_power = strtof(optarg, NULL); break;
+        case 'D':
+            if ((r = cli_float("render", "--decay", optarg, 0, INFINITY, true, &x)))
+                return r;
+            o.decay_power = (float)x;
+            break;
         case 'R': o.no_decorrelate = 1; break;
         case 'T':
             if (!strcmp(optarg, "none")) o.no_transforms = 1;
@@ -497,7 +513,7 @@ int cmd_render(int argc, char **argv)
         case 'n': o.redirect_steps = 0; break;
         case 'o': out = optarg; break;
         case 'O': out_dir = optarg; break;
-        case 'e': o.snapshot_every = atoi(optarg); break;
+        case 'e': if ((r = cli_int("render", "--save-every", optarg, 1, INT_MAX, &o.snapshot_every))) return r; break;
         case 'j': json = optarg; break;
         case 'P': panel = true; break;
         case 'L': panel_layer = optarg; break;
@@ -509,7 +525,7 @@ int cmd_render(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("render", "expected one MODEL.onnx");
     const char *path = argv[optind];
-    int nset = (u.layer != NULL) + (u.objective != NULL) + (u.klass != NULL);
+    int nset = (u.layer != NULL) + (u.objective != NULL) + (u.klass >= 0);
     if (nset != 1)
         return cli_usage_error("render", "give exactly one of -l LAYER, --objective EXPR, --class K");
     if (u.layer && !u.channels)

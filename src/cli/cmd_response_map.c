@@ -5,6 +5,7 @@
  * figure (map, colour bar, optional neuron dots). */
 #include <ctype.h>
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +326,8 @@ static void fit_help(void)
            CLI_PREPROC_HELP);
 }
 
+#define FIT "response-map fit"
+
 static int fit(int argc, char **argv)
 {
     enum { O_LIMIT = 0x200, O_CLASS, O_LAYERS, O_PERP, O_ITERS, O_LR, O_EXAG, O_SEED, O_EXACT,
@@ -354,32 +357,33 @@ static int fit(int argc, char **argv)
         }
         switch (c) {
         case O_INPUTS: inputs = optarg; break;
-        case O_LIMIT: limit = atoi(optarg); break;
-        case O_CLASS: cls = atoi(optarg); break;
+        case O_LIMIT: r = cli_int(FIT, "--limit", optarg, 1, INT_MAX, &limit); break;
+        case O_CLASS: r = cli_int(FIT, "--class", optarg, 0, INT_MAX, &cls); break;
         case O_LAYERS: layer_arg = optarg; break;
-        case O_PERP: fo.tsne.perplexity = atof(optarg); break;
-        case O_ITERS: fo.tsne.iterations = atoi(optarg); break;
-        case O_LR: fo.tsne.learning_rate = atof(optarg); break;
-        case O_EXAG: fo.tsne.early_exaggeration = atof(optarg); break;
-        case O_SEED: fo.tsne.seed = strtoull(optarg, NULL, 10); break;
-        case O_EXACT: fo.exact_max = atoi(optarg); break;
-        case O_THETA: fo.tsne.theta = atof(optarg); break;
+        case O_PERP: r = cli_float(FIT, "--perplexity", optarg, 0, INFINITY, true, &fo.tsne.perplexity); break;
+        case O_ITERS: r = cli_int(FIT, "--iterations", optarg, 1, INT_MAX, &fo.tsne.iterations); break;
+        case O_LR: r = cli_float(FIT, "--learning-rate", optarg, 0, INFINITY, true, &fo.tsne.learning_rate); break;
+        case O_EXAG:
+            r = cli_float(FIT, "--exaggeration", optarg, 0, INFINITY, true, &fo.tsne.early_exaggeration);
+            break;
+        case O_SEED: r = cli_seed(FIT, "--seed", optarg, &fo.tsne.seed); break;
+        case O_EXACT: r = cli_int(FIT, "--exact-max", optarg, 0, INT_MAX, &fo.exact_max); break;
+        case O_THETA: r = cli_float(FIT, "--theta", optarg, 0, INFINITY, true, &fo.tsne.theta); break;
         case O_CIRCLE: fo.circle = true; break;
-        case O_BINS: fo.circle_bins = atoi(optarg); break;
-        case O_BATCH: batch = atoi(optarg); break;
+        case O_BINS: r = cli_int(FIT, "--circle-bins", optarg, 1, INT_MAX, &fo.circle_bins); break;
+        case O_BATCH: r = cli_int(FIT, "--batch", optarg, 1, INT_MAX, &batch); break;
         case 'o': out = optarg; break;
         case 'd': device = optarg; break;
         case 'h': fit_help(); return 0;
         default: return 2;
         }
+        if (r)
+            return r;
     }
     if (argc - optind != 1)
-        return cli_usage_error("response-map fit", "expected one MODEL.onnx");
+        return cli_usage_error(FIT, "expected one MODEL.onnx");
     if (!inputs || !out)
-        return cli_usage_error("response-map fit", "--inputs and -o are required");
-    if (fo.tsne.iterations < 1 || fo.circle_bins < 1 || limit < 0 || batch < 0 ||
-        !(fo.tsne.early_exaggeration > 0) || fo.tsne.learning_rate < 0 || fo.tsne.theta < 0)
-        return cli_usage_error("response-map fit", "invalid numeric option");
+        return cli_usage_error(FIT, "--inputs and -o are required");
     const char *path = argv[optind];
     double t0 = cli_now();
 
@@ -586,6 +590,24 @@ static lvk_status draw(const float *grid, int res, const float *xy, int n,
     return LVK_OK;
 }
 
+#define PLOT "response-map plot"
+
+/* Two numbers with `sep` between them ("5x5", "0,1"), each as cli_float
+ * takes it: at least lo, or above it when lo_open. */
+static int number_pair(const char *opt, const char *arg, char sep, double lo, bool lo_open, double *a,
+                       double *b)
+{
+    const char *mid = strchr(arg, sep);
+    if (!mid)
+        return cli_usage_error(PLOT, "%s takes two numbers separated by '%c', not '%s'", opt, sep, arg);
+    char *first = strndup(arg, (size_t)(mid - arg));
+    if (!first)
+        return cli_error(LVK_ERR_HOST_OOM, NULL);
+    int r = cli_float(PLOT, opt, first, lo, INFINITY, lo_open, a);
+    free(first);
+    return r ? r : cli_float(PLOT, opt, mid + 1, lo, INFINITY, lo_open, b);
+}
+
 static int plot(int argc, char **argv)
 {
     enum { O_INPUTS = 0x200, O_LIMIT, O_CLASS, O_METHOD, O_CMAP, O_SIZE, O_DPI, O_RES, O_LAYERS,
@@ -614,8 +636,8 @@ static int plot(int argc, char **argv)
         }
         switch (c) {
         case O_INPUTS: inputs = optarg; break;
-        case O_LIMIT: limit = atoi(optarg); break;
-        case O_CLASS: cls = atoi(optarg); break;
+        case O_LIMIT: r = cli_int(PLOT, "--limit", optarg, 1, INT_MAX, &limit); break;
+        case O_CLASS: r = cli_int(PLOT, "--class", optarg, 0, INT_MAX, &cls); break;
         case O_METHOD: method = optarg; break;
         case O_CMAP:
             if (lvk_cmap_parse(optarg, &fig.cmap) != LVK_OK) {
@@ -623,41 +645,45 @@ static int plot(int argc, char **argv)
                 return 2;
             }
             break;
-        case O_SIZE:
-            if (sscanf(optarg, "%lfx%lf", &win, &hin) != 2 || !(win > 0) || !(hin > 0))
-                return cli_usage_error("response-map plot", "--size takes WxH in inches, e.g. 5x5");
-            break;
-        case O_DPI: dpi = atof(optarg); break;
-        case O_RES: res = atoi(optarg); break;
+        case O_SIZE: r = number_pair("--size", optarg, 'x', 0, true, &win, &hin); break;
+        case O_DPI: r = cli_float(PLOT, "--dpi", optarg, 0, INFINITY, true, &dpi); break;
+        case O_RES: r = cli_int(PLOT, "--resolution", optarg, 2, 8192, &res); break;
         case O_LAYERS: layer_arg = optarg; break;
         case O_DOTS: fig.dots = true; break;
-        case O_CLIM:
-            if (sscanf(optarg, "%f,%f", &fig.lo, &fig.hi) != 2 || !(fig.hi > fig.lo))
-                return cli_usage_error("response-map plot", "--clim takes LO,HI with LO < HI");
-            fig.clim = true;
+        case O_CLIM: {
+            double lo, hi;
+            if (!(r = number_pair("--clim", optarg, ',', -INFINITY, false, &lo, &hi)) && !(hi > lo))
+                r = cli_usage_error(PLOT, "--clim takes LO,HI with LO < HI, not '%s'", optarg);
+            if (!r) {
+                fig.lo = (float)lo;
+                fig.hi = (float)hi;
+                fig.clim = true;
+            }
             break;
-        case O_BATCH: batch = atoi(optarg); break;
+        }
+        case O_BATCH: r = cli_int(PLOT, "--batch", optarg, 1, INT_MAX, &batch); break;
         case 'o': out = optarg; break;
         case 'd': device = optarg; break;
         case 'h': plot_help(); return 0;
         default: return 2;
         }
+        if (r)
+            return r;
     }
     bool linear = !strcmp(method, "linear");
     if (!linear && strcmp(method, "nearest"))
-        return cli_usage_error("response-map plot", "--method is nearest or linear");
+        return cli_usage_error(PLOT, "--method is nearest or linear");
     if (argc - optind < 2)
-        return cli_usage_error("response-map plot", "expected MAP.json and MODEL.onnx");
+        return cli_usage_error(PLOT, "expected MAP.json and MODEL.onnx");
     if (argc - optind == 2 && !inputs)
-        return cli_usage_error("response-map plot", "no images: give IMAGE.png arguments or --inputs");
+        return cli_usage_error(PLOT, "no images: give IMAGE.png arguments or --inputs");
     if (!out)
-        return cli_usage_error("response-map plot", "-o is required");
+        return cli_usage_error(PLOT, "-o is required");
+    if (!(win * dpi >= 16 && hin * dpi >= 16 && win * dpi <= 16384 && hin * dpi <= 16384))
+        return cli_usage_error(PLOT, "--size and --dpi give a figure of %.0fx%.0f pixels; it must be "
+                               "16 to 16384 pixels a side", win * dpi, hin * dpi);
     fig.width = (int)lround(win * dpi);
     fig.height = (int)lround(hin * dpi);
-    if (res < 2 || res > 8192 || fig.width < 16 || fig.height < 16 || fig.width > 16384 ||
-        fig.height > 16384 || batch < 0)
-        return cli_usage_error("response-map plot", "--resolution must be 2..8192 and the figure "
-                               "16..16384 pixels a side");
     const char *map_path = argv[optind], *path = argv[optind + 1];
 
     struct lvk_rmap *map = NULL;

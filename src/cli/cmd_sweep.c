@@ -2,6 +2,8 @@
  * layer from random noise, all chosen channels of a layer in one batch:
  * the figure that shows edge and colour detectors early and richer
  * features later. */
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +100,7 @@ int cmd_sweep(int argc, char **argv)
     const char *layers_arg = NULL, *channels_arg = "0-7", *device = NULL, *out = "sweep.png";
     const char *out_dir = NULL, *json = NULL;
     int group = 1, zoom = 0, c, r;
+    double lr;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:d:h", opts, NULL)) != -1) {
         if ((r = cli_preproc_parse(&pre, c, optarg)) != 0) {
@@ -108,12 +111,16 @@ int cmd_sweep(int argc, char **argv)
         switch (c) {
         case 'L': layers_arg = optarg; break;
         case 'c': channels_arg = optarg; break;
-        case 'G': group = atoi(optarg); if (group < 1) return cli_usage_error("sweep", "--group-size must be at least 1"); break;
-        case 's': o.steps = atoi(optarg); if (o.steps < 1) return cli_usage_error("sweep", "--steps must be at least 1"); break;
-        case 'z': o.size = atoi(optarg); if (o.size < 8) return cli_usage_error("sweep", "--size must be at least 8"); break;
-        case 'r': o.lr = strtof(optarg, NULL); if (!(o.lr > 0)) return cli_usage_error("sweep", "--lr must be positive"); break;
-        case 'S': o.seed = strtoull(optarg, NULL, 10); break;
-        case 'Z': zoom = atoi(optarg); if (zoom < 1) return cli_usage_error("sweep", "--zoom must be at least 1"); break;
+        case 'G': if ((r = cli_int("sweep", "--group-size", optarg, 1, INT_MAX, &group))) return r; break;
+        case 's': if ((r = cli_int("sweep", "--steps", optarg, 1, INT_MAX, &o.steps))) return r; break;
+        case 'z': if ((r = cli_int("sweep", "--size", optarg, 8, CLI_MAX_SIZE, &o.size))) return r; break;
+        case 'r':
+            if ((r = cli_float("sweep", "--lr", optarg, 0, INFINITY, true, &lr)))
+                return r;
+            o.lr = (float)lr;
+            break;
+        case 'S': if ((r = cli_seed("sweep", "--seed", optarg, &o.seed))) return r; break;
+        case 'Z': if ((r = cli_int("sweep", "--zoom", optarg, 1, CLI_MAX_ZOOM, &zoom))) return r; break;
         case 'o': out = optarg; break;
         case 'O': out_dir = optarg; break;
         case 'j': json = optarg; break;
