@@ -1,9 +1,9 @@
 /* Bad input gets one clear message and a failure status, never a crash:
  * corrupt and truncated ONNX files, unsupported ops, external data,
  * non-float inputs, unresolvable shapes, unknown names, bad PNGs, a
- * missing Vulkan driver, malformed and out-of-range numeric options. The
- * models are built here with the protobuf-c bindings, so each case differs
- * from a valid model in one way. */
+ * missing Vulkan driver, malformed and out-of-range numeric options, a
+ * misspelt layer at the end of a sweep. The models are built here with the
+ * protobuf-c bindings, so each case differs from a valid model in one way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -361,6 +361,33 @@ static void test_cli_bad_numbers(void **state)
     }
 }
 
+/* A misspelt last layer, or a channel list past the last layer's channels,
+ * fails before the first layer renders: nothing on standard output (each
+ * rendered layer prints a line), no progress, no sheet. */
+static void test_cli_sweep_checks_layers_first(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    static const struct { const char *layers, *channels, *needle[2]; } cases[] = {
+        {"conv1_relu,conv3_relu,conv5_rleu", "0-3", {"--layers", "no tensor named 'conv5_rleu'"}},
+        {"conv5_relu,logits", "8-11", {"--channels 8-11", "layer 'logits' has 10 channels (0-9)"}},
+    };
+    char args[1024], out[512];
+    snprintf(out, sizeof out, "%s/sweep.png", g_dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unlink(out);
+        snprintf(args, sizeof args, "sweep %s --layers %s --channels %s --steps 2 --size 16 -o %s",
+                 LVK_DEMO_MODEL, cases[i].layers, cases[i].channels, out);
+        assert_int_equal(run_cli("", args), 1);
+        for (int k = 0; k < 2; k++)
+            if (!strstr(g_err, cases[i].needle[k]))
+                fail_msg("%s: stderr lacks \"%s\": %s", args, cases[i].needle[k], g_err);
+        if (g_out[0] || strstr(g_err, "step"))
+            fail_msg("%s: rendered before failing:\n%s%s", args, g_out, g_err);
+        assert_false(exists(out));
+    }
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "%s/test_errors.d", LVK_BINARY_DIR);
@@ -372,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_int_input),         cmocka_unit_test(test_symbolic_shape),
         cmocka_unit_test(test_unknown_tensor),    cmocka_unit_test(test_cli_no_device),
         cmocka_unit_test(test_cli_bad_inputs),    cmocka_unit_test(test_cli_bad_numbers),
+        cmocka_unit_test(test_cli_sweep_checks_layers_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,19 @@ lvk_status cli_load_input(const lvk_model_t *m, const char *model, const char *i
     return cli_load_image(image, (int)in->shape[1], (int)in->shape[2], (int)in->shape[3], p, data);
 }
 
+lvk_status cli_model_probe(lvk_ctx_t *ctx, const char *path, int size, lvk_model_t **m)
+{
+    struct lvk_model_opts mo = {.batch = 1};
+    lvk_status st = lvk_model_load(ctx, path, &mo, m);
+    /* Only an input size left open is worth a second try at the size the
+     * render will use; a model with a fixed-size part refuses other sizes. */
+    if (st == LVK_ERR_UNSUPPORTED && size > 0) {
+        mo.height = mo.width = size;
+        st = lvk_model_load(ctx, path, &mo, m);
+    }
+    return st;
+}
+
 double cli_now(void)
 {
     struct timespec ts;

@@ -91,6 +91,12 @@ lvk_status cli_image_input(const lvk_model_t *m, const char *model, struct lvk_t
 lvk_status cli_load_input(const lvk_model_t *m, const char *model, const char *image,
                           const struct lvk_preproc *p, struct lvk_tensor_info *in, float **data);
 
+/* The model in file `path` at batch 1 and its own input size, or at
+ * size x size (when size > 0) if the file does not fix its size: every
+ * tensor's shape is known and every node prepared, for checks made before
+ * anything renders. */
+lvk_status cli_model_probe(lvk_ctx_t *ctx, const char *path, int size, lvk_model_t **m);
+
 /* Seconds on a monotonic clock, for durations. */
 double cli_now(void);
 

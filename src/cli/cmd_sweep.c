@@ -84,6 +84,31 @@ static lvk_status write_images(const char *dir, const char *layer, const float *
     return LVK_OK;
 }
 
+/* Whether the model has every layer, each with channels up to the
+ * highest of ch (the --channels list `spec`). */
+static lvk_status check_layers(lvk_ctx_t *ctx, const char *path, int size, const char *const *layers, int nl,
+                               const int *ch, int nch, const char *spec)
+{
+    int top = 0;
+    for (int k = 0; k < nch; k++)
+        top = LVK_MAX(top, ch[k]);
+    lvk_model_t *m = NULL;
+    lvk_status st = cli_model_probe(ctx, path, size, &m);
+    for (int l = 0; st == LVK_OK && l < nl; l++) {
+        struct lvk_tensor_info t;
+        if ((st = lvk_model_tensor_find(m, layers[l], &t)) != LVK_OK)
+            lvk_error_prefix("--layers: ");
+        else if (t.ndim < 2 || t.ndim > 4)
+            st = lvk_fail(LVK_ERR_INVALID_ARG, "--layers: '%s' has %d dimensions; a layer to visualize "
+                          "is [N, C], [N, C, L] or [N, C, H, W]", layers[l], t.ndim);
+        else if (top >= t.shape[1])
+            st = lvk_fail(LVK_ERR_INVALID_ARG, "--channels %s: layer '%s' has %lld channels (0-%lld)", spec,
+                          layers[l], (long long)t.shape[1], (long long)t.shape[1] - 1);
+    }
+    lvk_model_destroy(m);
+    return st;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -158,6 +183,8 @@ int cmd_sweep(int argc, char **argv)
     }
 
     char(*col_labels)[64] = calloc((size_t)nb, sizeof *col_labels);
+    char **texts = calloc((size_t)nl, sizeof *texts);
+    int *batches = calloc((size_t)nl, sizeof *batches);
     const char **col_ptrs = calloc((size_t)nb, sizeof *col_ptrs);
     struct lvk_grid_neuron *units = calloc((size_t)nch, sizeof *units);
     struct lvk_render_result *res = calloc((size_t)nl, sizeof *res);
@@ -166,7 +193,7 @@ int cmd_sweep(int argc, char **argv)
     float *cells = NULL;
     lvk_ctx_t *ctx = NULL;
     int status = 1;
-    lvk_status st = col_labels && col_ptrs && units && res && act && gain
+    lvk_status st = col_labels && texts && batches && col_ptrs && units && res && act && gain
                         ? LVK_OK
                         : lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
     for (int i = 0; st == LVK_OK && i < nb; i++) {
@@ -177,22 +204,23 @@ int cmd_sweep(int argc, char **argv)
         st = cli_preproc_resolve(&pre, path, &o.pre);
     if (st == LVK_OK)
         st = cli_open(device, &ctx);
+    /* Every layer is checked before the first renders: a typo in the last
+     * one would otherwise surface only after all the others. */
+    if (st == LVK_OK)
+        st = check_layers(ctx, path, o.size, (const char *const *)layers, nl, ch, nch, channels_arg);
+    for (int l = 0; st == LVK_OK && l < nl; l++)
+        if ((st = lvk_sweep_objective(layers[l], ch, nch, group, &texts[l], &batches[l])) != LVK_OK)
+            lvk_error_prefix("layer %s: ", layers[l]);
     for (int l = 0; st == LVK_OK && l < nl; l++) {
-        char *text = NULL;
-        int batch;
         struct cli_progress pg;
         cli_progress_begin(&pg, layers[l]);
-        st = lvk_sweep_objective(layers[l], ch, nch, group, &text, &batch);
-        if (st != LVK_OK)
-            break;
-        o.objective = text;
-        o.batch = batch;
+        o.objective = texts[l];
+        o.batch = batches[l];
         o.progress = cli_progress_step;
         o.progress_every = CLI_PROGRESS_EVERY;
         o.user = &pg;
         st = lvk_render(ctx, path, &o, &res[l]);
         cli_progress_end(&pg);
-        free(text);
         if (st != LVK_OK) {
             lvk_error_prefix("layer %s: ", layers[l]);
             break;
@@ -299,6 +327,10 @@ int cmd_sweep(int argc, char **argv)
     free(units);
     free(col_ptrs);
     free(col_labels);
+    for (int l = 0; texts && l < nl; l++)
+        free(texts[l]);
+    free(texts);
+    free(batches);
     free(layer_buf);
     return status;
 }
