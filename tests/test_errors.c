@@ -3,7 +3,10 @@
  * non-float inputs, unresolvable shapes, unknown names, bad PNGs, a
  * missing Vulkan driver, malformed and out-of-range numeric options, a
  * misspelt layer at the end of a sweep. The models are built here with the
- * protobuf-c bindings, so each case differs from a valid model in one way. */
+ * protobuf-c bindings, so each case differs from a valid model in one way.
+ * With them, what the command line reports about runs on the demo model:
+ * warnings, pass counts, defaults shared between commands. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -388,6 +391,110 @@ static void test_cli_sweep_checks_layers_first(void **state)
     }
 }
 
+/* Minimising a ReLU output goes flat once the unit is off: --negative
+ * warns, naming the pre-activation, once per layer; a Conv output, or a
+ * ReLU maximised, gets no warning. */
+static void test_cli_negative_relu_warns(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    static const struct { const char *unit; int warnings; const char *pre; } cases[] = {
+        {"-l conv1_relu -c 0 --negative", 1, "'conv1'"},
+        {"-l conv2_relu -c 0-2 --both", 1, "'conv2'"},
+        {"--objective \"channel(conv1_relu, 0) + channel(conv3_relu, 1)@1\" --negative", 2, "'conv3'"},
+        {"-l conv1 -c 0 --negative", 0, NULL},
+        {"-l conv1_relu -c 0", 0, NULL},
+    };
+    char args[1024];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "render %s %s --steps 1 --size 16 -o %s/negative.png", LVK_DEMO_MODEL,
+                 cases[i].unit, g_dir);
+        assert_int_equal(run_cli("", args), 0);
+        if (count(g_err, "warning") != cases[i].warnings || (cases[i].pre && !strstr(g_err, cases[i].pre)))
+            fail_msg("%s: expected %d warning(s) naming %s:\n%s", args, cases[i].warnings,
+                     cases[i].pre ? cases[i].pre : "nothing", g_err);
+    }
+}
+
+/* "N forward+backward passes, M images (up to B a pass)": integrated
+ * gradients with 16 steps evaluates 16 nodes in three rounds (8
+ * Gauss-Legendre, then 4 and 4: analysis/attribution.h), each one pass at
+ * a batch of 16; SmoothGrad's 5 samples at a batch of 2 take ceil(5/2) = 3
+ * passes; saliency one image in one pass. */
+static void test_cli_attribute_passes(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    static const struct { const char *method, *line; } cases[] = {
+        {"ig --steps 16 --batch 16", "  3 forward+backward passes, 16 images (up to 16 a pass), "},
+        {"smoothgrad --samples 5 --batch 2", "  3 forward+backward passes, 5 images (up to 2 a pass), "},
+        {"saliency", "  1 forward+backward pass, 1 image, "},
+    };
+    char args[1024];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "attribute %s %s --method %s -o %s/attr.png", LVK_DEMO_MODEL, DEMO_IMAGE,
+                 cases[i].method, g_dir);
+        assert_int_equal(run_cli("", args), 0);
+        if (!strstr(g_out, cases[i].line))
+            fail_msg("%s: output lacks \"%s\":\n%s", args, cases[i].line, g_out);
+    }
+}
+
+/* The first number under `key` anywhere in the tree, depth first; NAN if none. */
+static double json_number(const struct lvk_json *j, const char *key)
+{
+    for (const struct lvk_json *c = j ? j->child : NULL; c; c = c->next) {
+        if (c->key && !strcmp(c->key, key) && c->type == LVK_JSON_NUMBER)
+            return c->number;
+        double v = json_number(c, key);
+        if (!isnan(v))
+            return v;
+    }
+    return NAN;
+}
+
+/* render and atlas add the same diversity term by default: weight 0.3,
+ * which render's help explains; atlas used 100 before. */
+static void test_cli_diversity_default(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    char args[1024], path[2][512];
+    snprintf(path[0], sizeof path[0], "%s/diversity.json", g_dir);
+    snprintf(args, sizeof args, "render %s -l conv2_relu -c 1 --diversity 2 --steps 1 --size 16 -o %s/div.png "
+             "--json %s", LVK_DEMO_MODEL, g_dir, path[0]);
+    assert_int_equal(run_cli("", args), 0);
+    snprintf(path[1], sizeof path[1], "%s/atlas/manifest.json", g_dir);
+    snprintf(args, sizeof args, "atlas %s -l conv2_relu -c 1 --diversity 2 --steps 1 --size 16 -o %s/atlas",
+             LVK_DEMO_MODEL, g_dir);
+    assert_int_equal(run_cli("", args), 0);
+    for (int k = 0; k < 2; k++) {
+        struct lvk_json *j = NULL;
+        assert_int_equal(lvk_json_read(path[k], &j), LVK_OK);
+        double w = json_number(j, "diversity_weight");
+        lvk_json_free(j);
+        if (!(fabs(w - 0.3) < 1e-6))
+            fail_msg("%s: diversity_weight %g, expected 0.3", path[k], w);
+    }
+}
+
+/* Counts agree with their nouns ("1 layer"), and help names no source file. */
+static void test_cli_summaries(void **state)
+{
+    char args[1024];
+    assert_int_equal(run_cli("", "kernels --help"), 0);
+    assert_non_null(strstr(g_out, "selectivity"));
+    if (strstr(g_out, "src/") || strstr(g_out, ".h"))
+        fail_msg("kernels --help points at the source:\n%s", g_out);
+    if (!lvk_test_ctx())
+        skip();
+    snprintf(args, sizeof args, "response-map fit %s --inputs %s/assets/demo --layers conv1_relu "
+             "--perplexity 3 --iterations 20 -o %s/map.json", LVK_DEMO_MODEL, LVK_SOURCE_DIR, g_dir);
+    assert_int_equal(run_cli("", args), 0);
+    if (!strstr(g_out, ": 1 layer, 32 neurons; 10 images from "))
+        fail_msg("fit summary: %s", g_out);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "%s/test_errors.d", LVK_BINARY_DIR);
@@ -400,6 +507,10 @@ int main(void)
         cmocka_unit_test(test_unknown_tensor),    cmocka_unit_test(test_cli_no_device),
         cmocka_unit_test(test_cli_bad_inputs),    cmocka_unit_test(test_cli_bad_numbers),
         cmocka_unit_test(test_cli_sweep_checks_layers_first),
+        cmocka_unit_test(test_cli_negative_relu_warns),
+        cmocka_unit_test(test_cli_attribute_passes),
+        cmocka_unit_test(test_cli_diversity_default),
+        cmocka_unit_test(test_cli_summaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,14 @@ struct lvk_param_layout {
     const struct lvk_layout_term *terms; /* [batch][LVK_LAYOUT_MAX_TERMS] */
 };
 
+/* Default weight W of the term W*diversity(L) that 'lucidvk render' and
+ * 'lucidvk atlas' add for K diverse images of a unit (--diversity K). The Gram-matrix cosines the term sums do not grow
+ * with the unit's activation, so W follows the model's activation scale:
+ * Lucid's 1e2 suits InceptionV1; on the demo model 1 or more leaves some
+ * images without the unit, 0.3 spreads them and keeps it on
+ * (tests/test_diversity.c). */
+#define LVK_DIVERSITY_WEIGHT_DEFAULT 0.3f
+
 struct lvk_render_opts {
     const char *objective;   /* objective text (src/optvis/objective.h has the syntax) */
     int batch;               /* images; 0: 1, or the highest @i / batch(i, ...) + 1 */

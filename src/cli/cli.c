@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "io/lvk_io.h"
 #include "lvk_util.h"
+#include "nn/graph.h"
 
 int cli_error(lvk_status st, const char *what)
 {
@@ -190,6 +191,26 @@ lvk_status cli_model_probe(lvk_ctx_t *ctx, const char *path, int size, lvk_model
         st = lvk_model_load(ctx, path, &mo, m);
     }
     return st;
+}
+
+void cli_warn_negative_relu(const char *cmd, const lvk_model_t *m, const char *layer)
+{
+    const int v = lvk_graph_find(m, layer);
+    const int p = v >= 0 ? m->values[v].producer : -1;
+    if (p < 0)
+        return;
+    const struct lvk_node *n = &m->nodes[p];
+    float lo, hi;
+    /* The op's own test for a clamp to [0, hi], which the gradient modes
+     * (redirect, guided) also go by. */
+    if (!n->def || !n->def->clamp_bounds || !n->def->clamp_bounds(n, &lo, &hi) || lo != 0.0f ||
+        n->ninputs < 1 || n->inputs[0] < 0)
+        return;
+    fprintf(stderr,
+            "lucidvk %s: warning: '%s' is the output of %s, never below 0, so its negative render "
+            "goes flat once the unit is off everywhere; render the pre-activation '%s' to see what "
+            "the unit responds against\n",
+            cmd, layer, n->op_type, m->values[n->inputs[0]].name);
 }
 
 double cli_now(void)

@@ -97,6 +97,15 @@ lvk_status cli_load_input(const lvk_model_t *m, const char *model, const char *i
  * anything renders. */
 lvk_status cli_model_probe(lvk_ctx_t *ctx, const char *path, int size, lvk_model_t **m);
 
+/* For renders that minimise `layer` (--negative, the negative half of
+ * --both): when the op producing it clamps at 0 (Relu, or Clip with lower
+ * bound 0: ReLU6), the unit cannot go below 0, so once it is 0 everywhere
+ * its gradient is too and the negative render comes out flat. Prints one
+ * warning line to standard error naming the activation's input, the
+ * pre-activation, which can go below 0. Nothing for other layers or names
+ * m does not have. m comes from cli_model_probe. */
+void cli_warn_negative_relu(const char *cmd, const lvk_model_t *m, const char *layer);
+
 /* Seconds on a monotonic clock, for durations. */
 double cli_now(void);
 

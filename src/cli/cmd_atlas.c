@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "io/lvk_io.h"
 #include "io/site.h"
+#include "lucidvk/render.h"
 #include "lvk_util.h"
 #include "optvis/atlas.h"
 
@@ -34,9 +35,11 @@ static void help(void)
         "  -l, --layers LIST      tensors, comma-separated ('lucidvk info MODEL' lists them);\n"
         "                         may be repeated\n"
         "  -c, --channels all|LIST  channels of every layer, e.g. 0-15 (default all)\n"
-        "      --negative         also each channel minimised\n"
+        "      --negative         also each channel minimised (flat on a ReLU output: a warning\n"
+        "                         names the pre-activation to use instead)\n"
         "      --diversity K      also K diverse images per channel\n"
-        "      --diversity-weight W   (default 100)\n"
+        "      --diversity-weight W   (default %g, as in 'lucidvk render', whose help says\n"
+        "                         how to choose it)\n"
         "      --images DIR       PNG dataset: each channel's top examples and statistics\n"
         "      --top K            examples per channel (default 8)\n"
         "Optimisation (as 'lucidvk render'):\n"
@@ -56,7 +59,8 @@ static void help(void)
         "Output:\n"
         "  -o, --out SITE         site directory (created)\n"
         "      --device N|NAME    Vulkan device\n"
-        CLI_PREPROC_HELP);
+        CLI_PREPROC_HELP,
+        (double)LVK_DIVERSITY_WEIGHT_DEFAULT);
 }
 
 static void help_merge(void)
@@ -129,6 +133,9 @@ int cmd_atlas(int argc, char **argv)
         CLI_PREPROC_OPTIONS, {0, 0, 0, 0}};
     struct lvk_atlas_settings s;
     lvk_atlas_settings_default(&s);
+    /* The weight 'lucidvk render --diversity' uses, so both draw the same
+     * images for the same unit and settings. */
+    s.diversity_weight = LVK_DIVERSITY_WEIGHT_DEFAULT;
     double x;
     struct cli_preproc pre = {0};
     lvk_preproc_default(&pre.p);
@@ -225,6 +232,13 @@ int cmd_atlas(int argc, char **argv)
     lvk_status st = cli_preproc_resolve(&pre, model, &s.pre);
     if (st == LVK_OK) st = cli_open(device, &ctx);
     if (st == LVK_OK) st = lvk_atlas_init(ctx, model, (const char *const *)layers, nlayers, channels, &s, images, &a);
+    if (st == LVK_OK && s.negative) {
+        lvk_model_t *m = NULL;
+        st = cli_model_probe(ctx, model, s.size, &m);
+        for (int l = 0; st == LVK_OK && l < a.nlayers; l++)
+            cli_warn_negative_relu("atlas", m, a.layers[l].name);
+        lvk_model_destroy(m);
+    }
     if (st == LVK_OK) st = lvk_mkdir_p(site);
     if (st == LVK_OK && images) st = lvk_atlas_list_pngs(images, &dataset, &ndataset);
     lvk_atlas_manifest_name(shard_i, shard_n, name, sizeof name);

@@ -178,7 +178,7 @@ int cmd_features(int argc, char **argv)
                 goto done;
             drawn++;
         }
-        printf("%d layers -> %s\n", drawn, dir);
+        printf("%d layer%s -> %s\n", drawn, drawn == 1 ? "" : "s", dir);
     }
     status = 0;
 done:

@@ -25,9 +25,7 @@ static void help(void)
            "                     frequency: spatial frequency, ascending;\n"
            "                     colour: share of non-achromatic energy, descending;\n"
            "                     norm: L2 norm, descending\n"
-           "  --json FILE        each kernel's orientation (degrees, counterclockwise from +x,\n"
-           "                     normal to its stripes), orientation selectivity (0..1), spatial\n"
-           "                     frequency (cycles/pixel), colour and colour opponency (0..1)\n"
+           "  --json FILE        each kernel's measures (below)\n"
            "  --zoom N           upscaling (default: to about 48 pixels)\n"
            "  --shared-scale     one weight scale for the whole layer (default: per kernel)\n"
            "  -o, --out FILE     the PNG to write\n"
@@ -54,7 +52,19 @@ static void help(void)
            "                     activations within 256 MiB, at most 32)\n"
            "  --device N|NAME    Vulkan device (gratings)\n"
            CLI_PREPROC_HELP
-           "Definitions in full: src/analysis/kernels.h.\n",
+           "Measures (x to the right, y up; angles counterclockwise from +x):\n"
+           "  orientation        0-180 degrees: the direction across the kernel's stripes (its\n"
+           "                     dominant spatial-frequency vector); the stripes run at +90\n"
+           "  selectivity        0 for a kernel with no preferred orientation (a blob, a\n"
+           "                     centre-surround) up to 1 for a long grating\n"
+           "  frequency          power-weighted mean spatial frequency in cycles/pixel (stripes\n"
+           "                     L pixels apart give about 1/L)\n"
+           "  colour             share of the kernel's energy that is not gray: 0 when the\n"
+           "                     colour channels are equal, 1 when they sum to 0 at every tap\n"
+           "  opponency          minus the cosine between the two most opposed colour\n"
+           "                     channels, at least 0: 1 for an exact red-green kernel\n"
+           "  norm               the L2 norm of the weights\n"
+           "  Colour and opponency are 0 unless the layer sees 3 channels.\n",
            (double)LVK_KERNEL_MIN_SELECTIVITY);
 }
 

@@ -32,16 +32,18 @@ static void help(void)
         "                         tv l1 l2 blur; + - * / ( ); @i or batch(i, ...) binds a\n"
         "                         term to image i\n"
         "      --class K          shorthand for --objective \"class(K)\"\n"
-        "      --negative         minimise instead (what the unit responds against)\n"
+        "      --negative         minimise instead (what the unit responds against); a ReLU\n"
+        "                         output cannot go below 0: render its input (a warning names it)\n"
         "      --both             positive and negative of each unit in one batch, written\n"
         "                         as a labelled panel (negative left, positive right)\n"
         "      --diversity K      K images of one unit pushed apart: adds\n"
         "                         W*diversity(L), which penalises similar Gram matrices\n"
-        "      --diversity-weight W   (default 0.3; the term does not grow with the unit's\n"
-        "                         activation, so W follows the model's activation scale:\n"
-        "                         Lucid's 1e2 suits InceptionV1; on the demo model 1 or more\n"
-        "                         leaves some images without the unit at all, 0.3 spreads\n"
-        "                         them and keeps the unit on; raise it if images look alike)\n"
+        "      --diversity-weight W   (default %g, as in 'lucidvk atlas'; the term does not\n"
+        "                         grow with the unit's activation, so W follows the model's\n"
+        "                         activation scale: Lucid's 1e2 suits InceptionV1; on the\n"
+        "                         demo model 1 or more leaves some images without the unit\n"
+        "                         at all, 0.3 spreads them and keeps the unit on; raise it if\n"
+        "                         images look alike)\n"
         "      --diversity-layer L    layer whose Gram matrices are compared (default -l)\n"
         "Optimisation:\n"
         "      --steps N          optimisation steps (default 512)\n"
@@ -77,7 +79,8 @@ static void help(void)
         "      --panel-layer L    the panel shows the mean over all channels of L instead\n"
         "                         (needed for class(k), whose logits are no feature map)\n"
         "      --device N|NAME    Vulkan device\n"
-        CLI_PREPROC_HELP);
+        CLI_PREPROC_HELP,
+        (double)LVK_DIVERSITY_WEIGHT_DEFAULT);
 }
 
 /* How the batch is written: a contact sheet, or with --both a panel of
@@ -436,6 +439,37 @@ static lvk_status check_layer(const char *path, const char *layer)
     return st;
 }
 
+/* Whether the render minimises the model tensor term t reads: its sign,
+ * flipped by --negative. Diversity compares images and drives no unit. */
+static bool minimised(const struct lvk_term *t, bool negative)
+{
+    return t->tensor && t->kind != LVK_TERM_DIVERSITY && (t->weight < 0) != negative;
+}
+
+/* --negative and the negative half of --both minimise units: warns about
+ * each layer so minimised that cannot go below 0 (cli_warn_negative_relu),
+ * once per layer. */
+static lvk_status warn_flat_negatives(lvk_ctx_t *ctx, const char *path, const char *text, bool negative,
+                                      int size)
+{
+    struct lvk_objective *obj = NULL;
+    lvk_model_t *m = NULL;
+    lvk_status st = lvk_objective_parse(text, &obj);
+    if (st == LVK_OK)
+        st = cli_model_probe(ctx, path, size, &m);
+    for (int i = 0; st == LVK_OK && i < obj->nterms; i++) {
+        const struct lvk_term *t = &obj->terms[i];
+        bool warn = minimised(t, negative);
+        for (int k = 0; k < i && warn; k++)
+            warn = !minimised(&obj->terms[k], negative) || strcmp(obj->terms[k].tensor, t->tensor);
+        if (warn)
+            cli_warn_negative_relu("render", m, t->tensor);
+    }
+    lvk_model_destroy(m);
+    lvk_objective_destroy(obj);
+    return st;
+}
+
 int cmd_render(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -457,7 +491,7 @@ int cmd_render(int argc, char **argv)
     struct cli_preproc pre = {0};
     lvk_preproc_default(&pre.p);
     struct lvk_render_opts o = {.redirect_steps = -1};
-    struct unit_opts u = {.klass = -1, .div_weight = 0.3f};
+    struct unit_opts u = {.klass = -1, .div_weight = LVK_DIVERSITY_WEIGHT_DEFAULT};
     bool div_weight_set = false;
     double x;
     const char *device = NULL, *out = "render.png", *out_dir = NULL, *json = NULL, *panel_layer = NULL;
@@ -589,6 +623,8 @@ int cmd_render(int argc, char **argv)
     status = 1;
     if (st == LVK_OK)
         st = cli_open(device, &ctx);
+    if (st == LVK_OK && (o.negative || u.both))
+        st = warn_flat_negatives(ctx, path, text, o.negative, o.size);
     if (st == LVK_OK) {
         cli_progress_begin(&us.p, NULL);
         if (us.p.tty)

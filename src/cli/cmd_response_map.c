@@ -20,6 +20,12 @@
 #include "io/lvk_io.h"
 #include "lvk_util.h"
 
+/* "s" unless n is 1, for counts in messages. */
+static const char *plural(int n)
+{
+    return n == 1 ? "" : "s";
+}
+
 /* ---- image sources -------------------------------------------------------------------- */
 
 /* Images from PNG files or from an IDX dataset, resized to the model's
@@ -408,8 +414,9 @@ static int fit(int argc, char **argv)
     if (st == LVK_OK) {
         struct lvk_tensor_info ti;
         lvk_model_tensor_find(m, lvk_model_input_name(m), &ti);
-        printf("%s: %d layers, %d neurons; %d images from %s, batch %lld\n", path, nlayers, total,
-               img.count, inputs, (long long)ti.shape[0]);
+        printf("%s: %d layer%s, %d neuron%s; %d image%s from %s, batch %lld\n", path, nlayers,
+               plural(nlayers), total, plural(total), img.count, plural(img.count), inputs,
+               (long long)ti.shape[0]);
         fflush(stdout);
         if (!(resp = lvk_calloc((size_t)total * img.count, sizeof *resp)))
             st = LVK_ERR_HOST_OOM;
@@ -437,9 +444,9 @@ static int fit(int argc, char **argv)
         st = lvk_rmap_write(map, out);
     int status = st == LVK_OK ? 0 : cli_error(st, NULL);
     if (st == LVK_OK)
-        printf("%d neurons mapped, %d dropped (constant response); t-SNE %s%s\n"
+        printf("%d neuron%s mapped, %d dropped (constant response); t-SNE %s%s\n"
                "time: responses %.1f s, correlation %.1f s, t-SNE %.1f s, total %.1f s -> %s\n",
-               map->n, map->ndropped, map->exact ? "exact" : "Barnes-Hut",
+               map->n, plural(map->n), map->ndropped, map->exact ? "exact" : "Barnes-Hut",
                map->circle ? ", circle projection" : "", map->t_responses, map->t_correlation,
                map->t_tsne, map->t_total, out);
     lvk_rmap_destroy(map);
@@ -790,9 +797,9 @@ static int plot(int argc, char **argv)
         st = lvk_png_write(out, &figure);
     int status = st == LVK_OK ? 0 : cli_error(st, NULL);
     if (st == LVK_OK)
-        printf("%d neurons of %d layers, %d images, %s, colour range %.4g to %.4g (scaled "
-               "responses) -> %s (%dx%d)\n", npts, nlayers, img.count, method, lo, hi, out,
-               figure.w, figure.h);
+        printf("%d neuron%s of %d layer%s, %d image%s, %s, colour range %.4g to %.4g (scaled "
+               "responses) -> %s (%dx%d)\n", npts, plural(npts), nlayers, plural(nlayers), img.count,
+               plural(img.count), method, lo, hi, out, figure.w, figure.h);
     lvk_image_free(&figure);
     free(grid);
     free(xy);
