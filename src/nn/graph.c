@@ -549,11 +549,17 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             val_buf[v] = nb;
             sizes[nb++] = bytes;
         }
-        if (val->on_grad_path) {
+    }
+    /* Gradients next to each other, so that one fill zeroes them all. */
+    const int first_grad = nb;
+    for (int v = 0; v < m->nvalues; v++) {
+        const struct lvk_value *val = &m->values[v];
+        if (val->needed && val->alias_of < 0 && val->dtype == LVK_DTYPE_F32 && val->on_grad_path) {
             val_grad[v] = nb;
-            sizes[nb++] = bytes;
+            sizes[nb++] = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
         }
     }
+    const int end_grad = nb;
     int *extra_base = lvk_calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *extra_base);
     if (!extra_base) {
         free(sizes); free(val_buf); free(val_grad);
@@ -587,6 +593,12 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             if (m->nodes[i].needed)
                 for (int k = 0; k < m->nodes[i].nextra; k++)
                     m->nodes[i].extra[k] = &m->bufs[extra_base[i] + k];
+        /* Without a span (gradients split over allocations), each gradient
+         * is zeroed on its own. */
+        if (end_grad > first_grad &&
+            lvk_arena_span(m->ctx, &m->bufs[first_grad], &m->bufs[end_grad - 1], &m->grad_span) !=
+                LVK_OK)
+            m->grad_span.buf = VK_NULL_HANDLE;
     }
     free(sizes); free(val_buf); free(val_grad); free(extra_base);
     return st;
@@ -645,6 +657,10 @@ lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
 
 void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd)
 {
+    if (m->grad_span.buf) {
+        lvk_cmd_fill(cmd, &m->grad_span, 0, VK_WHOLE_SIZE, 0);
+        return;
+    }
     for (int v = 0; v < m->nvalues; v++) {
         struct lvk_value *val = &m->values[v];
         if (val->grad && val->alias_of < 0)
@@ -690,6 +706,8 @@ void lvk_model_destroy(lvk_model_t *m)
     lvk_cmd_destroy(m->fwd_cmd);
     lvk_cmd_destroy(m->zero_cmd);
     lvk_cmd_destroy(m->bwd_cmd);
+    if (m->grad_span.buf)
+        vkDestroyBuffer(m->ctx->device, m->grad_span.buf, NULL);
     if (m->bufs)
         lvk_arena_destroy(m->ctx, m->bufs, m->nbufs, &m->arena);
     free(m->bufs);

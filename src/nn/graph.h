@@ -187,6 +187,7 @@ struct lvk_model {
     struct lvk_buf *bufs;
     int nbufs;
     struct lvk_arena arena;
+    struct lvk_buf grad_span; /* over every gradient (lvk_arena_span), or none */
     struct lvk_buf *ctrl;   /* struct lvk_ctrl */
 
     struct lvk_cmd *fwd_cmd;    /* forward, recorded on first use */

@@ -150,6 +150,8 @@ lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int 
             st = lvk_vk_fail(r, "vkBindBufferMemory", __FILE__, __LINE__);
             goto fail;
         }
+        bufs[i].mem = arena->mem[which[i]];
+        bufs[i].offset = offset[i];
         if (arena->maps[which[i]])
             bufs[i].map = (char *)arena->maps[which[i]] + offset[i];
     }
@@ -163,6 +165,42 @@ fail:
     free(which);
     lvk_arena_destroy(ctx, bufs, n, arena);
     return st;
+}
+
+lvk_status lvk_arena_span(struct lvk_ctx *ctx, const struct lvk_buf *first,
+                          const struct lvk_buf *last, struct lvk_buf *out)
+{
+    memset(out, 0, sizeof *out);
+    if (first->mem != last->mem || last->offset < first->offset)
+        return lvk_fail(LVK_ERR_UNSUPPORTED, "buffers in different allocations cannot be spanned");
+    VkBufferCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = last->offset + last->size - first->offset,
+        .usage = k_usage,
+        .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+    };
+    VkResult r = vkCreateBuffer(ctx->device, &ci, NULL, &out->buf);
+    if (r != VK_SUCCESS)
+        return lvk_vk_fail(r, "vkCreateBuffer", __FILE__, __LINE__);
+    /* The members' offsets met their own alignment; a buffer of another size
+     * may want more. */
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(ctx->device, out->buf, &req);
+    if (first->offset % req.alignment || req.size > ci.size + req.alignment) {
+        vkDestroyBuffer(ctx->device, out->buf, NULL);
+        out->buf = VK_NULL_HANDLE;
+        return lvk_fail(LVK_ERR_UNSUPPORTED, "the device cannot place a buffer over these buffers");
+    }
+    r = vkBindBufferMemory(ctx->device, out->buf, first->mem, first->offset);
+    if (r != VK_SUCCESS) {
+        vkDestroyBuffer(ctx->device, out->buf, NULL);
+        out->buf = VK_NULL_HANDLE;
+        return lvk_vk_fail(r, "vkBindBufferMemory", __FILE__, __LINE__);
+    }
+    out->size = ci.size;
+    out->mem = first->mem;
+    out->offset = first->offset;
+    return LVK_OK;
 }
 
 void lvk_arena_destroy(struct lvk_ctx *ctx, struct lvk_buf *bufs, int n, struct lvk_arena *arena)

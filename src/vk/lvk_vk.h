@@ -76,6 +76,8 @@ struct lvk_buf {
     VkBuffer buf;
     VkDeviceSize size;
     void *map;
+    VkDeviceMemory mem;     /* where it lives (lvk_arena_span) */
+    VkDeviceSize offset;
 };
 
 /* One device allocation shared by many buffers: planned once per model and
@@ -93,6 +95,13 @@ struct lvk_arena {
  * and let the last one run into the padding. */
 lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
                             struct lvk_buf *bufs, struct lvk_arena *arena);
+/* One more buffer over the memory of first..last, buffers of one
+ * lvk_arena_create that follow each other in its list, so that one command
+ * covers them all (zeroing many gradients with one fill instead of one
+ * fill and barrier each). The caller destroys it (vkDestroyBuffer) before
+ * the arena. LVK_ERR_UNSUPPORTED when they lie in different allocations. */
+lvk_status lvk_arena_span(struct lvk_ctx *ctx, const struct lvk_buf *first,
+                          const struct lvk_buf *last, struct lvk_buf *out);
 /* Destroys the n buffers and the memory. NULL-safe, safe on a failed create. */
 void lvk_arena_destroy(struct lvk_ctx *ctx, struct lvk_buf *bufs, int n,
                        struct lvk_arena *arena);
