@@ -17,7 +17,7 @@ lvk_status lvk_dispatch_1d(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
 lvk_status lvk_value_count32(const struct lvk_model *m, const struct lvk_node *n,
                              const struct lvk_value *v, uint32_t *count);
 
-/* Whether an op with a texel-buffer variant (shaders/*_texel.comp) should
+/* Whether an op with a texel-buffer variant (shaders/NAME_texel.comp) should
  * use it for tensors of up to `count` elements: on lavapipe, which
  * vectorises texel loads but loops over the SIMD lanes for lane-varying
  * storage-buffer loads, when the views fit maxTexelBufferElements.

@@ -221,7 +221,7 @@ static lvk_status gemm_prepare(struct lvk_model *m, struct lvk_node *n)
     if (mm * nn > UINT32_MAX)
         return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED, "output beyond 2^32 elements");
 
-    struct mm_priv *p;
+    struct mm_priv *p = NULL;
     LVK_CHECK(mm_priv_new(m, n, &p));
     p->beta = lvk_attr_float(n, "beta", 1.0f);
     if (c) {
