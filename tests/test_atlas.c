@@ -365,7 +365,15 @@ static void test_manifest_round_trip(void **state)
     free(t1);
     free(t2);
 
-    /* A different job is told apart, naming what differs. */
+    /* A different job is told apart, naming what differs; the diversity
+     * weight counts only when there are diverse images. */
+    b.s.diversity_weight = a.s.diversity_weight + 1;
+    a.s.diversity = b.s.diversity = 0;
+    assert_true(lvk_atlas_same_job(&a, &b, why, sizeof why));
+    a.s.diversity = b.s.diversity = 2;
+    assert_false(lvk_atlas_same_job(&a, &b, why, sizeof why));
+    assert_non_null(strstr(why, "--diversity-weight"));
+    b.s.diversity_weight = a.s.diversity_weight;
     b.s.steps++;
     assert_false(lvk_atlas_same_job(&a, &b, why, sizeof why));
     assert_non_null(strstr(why, "--steps"));

@@ -53,7 +53,7 @@ void lvk_atlas_settings_default(struct lvk_atlas_settings *s)
     s->decorrelate = 1;
     s->transforms = 1;
     s->redirect = -1;
-    s->diversity_weight = 100.0f;
+    s->diversity_weight = LVK_DIVERSITY_WEIGHT_DEFAULT;
     s->top = 8;
     lvk_preproc_default(&s->pre);
 }
@@ -907,7 +907,10 @@ int lvk_atlas_same_job(const struct lvk_atlas *a, const struct lvk_atlas *b, cha
     SAME(pixel, "--param") SAME(decay, "--decay") SAME(decorrelate, "--no-decorrelate")
     SAME(transforms, "--transforms") SAME(redirect, "--no-redirect") SAME(seed, "--seed")
     SAME(negative, "--negative") SAME(diversity, "--diversity")
-    SAME(diversity_weight, "--diversity-weight") SAME(top, "--top") SAME(pre.lo, "--range")
+    /* The weight only matters to diverse images. */
+    if (x->diversity)
+        SAME(diversity_weight, "--diversity-weight")
+    SAME(top, "--top") SAME(pre.lo, "--range")
     SAME(pre.hi, "--range") SAME(pre.bgr, "--bgr")
     for (int c = 0; c < 3; c++) {
         SAME(pre.mean[c], "--mean") SAME(pre.std[c], "--std")
