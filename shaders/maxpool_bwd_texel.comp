@@ -4,17 +4,9 @@
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 #include "common/index.glsl"
-layout(std430, set = 0, binding = 0) buffer DX { float dx[]; };  // dx: [P, H, W]
+layout(std430, set = 0, binding = 0) buffer DX { vec4 dx4[]; };  // dx: [P, H, W]
 layout(set = 0, binding = 1) uniform samplerBuffer dy;           // dy: [P, OH, OW]
 layout(set = 0, binding = 2) uniform isamplerBuffer argmax;      // argmax: [P, OH, OW]
 #define LOAD_DY(o) texelFetch(dy, int(o)).x
 #define LOAD_ARG(o) texelFetch(argmax, int(o)).x
 #include "common/maxpool.glsl"
-
-void main()
-{
-    uint i = lvk_flat_index();
-    if (i >= P * uint(H * W))
-        return;
-    dx[i] += maxpool_grad(i);
-}

@@ -3,19 +3,8 @@
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 #include "common/index.glsl"
-layout(std430, set = 0, binding = 0) writeonly buffer Y { float y[]; };    // y: [P, OH, OW]
-layout(std430, set = 0, binding = 1) writeonly buffer A { int argmax[]; }; // argmax: [P, OH, OW]
+layout(std430, set = 0, binding = 0) writeonly buffer Y { vec4 y4[]; };       // y: [P, OH, OW]
+layout(std430, set = 0, binding = 1) writeonly buffer A { ivec4 argmax4[]; }; // argmax: [P, OH, OW]
 layout(std430, set = 0, binding = 2) readonly buffer X { float x[]; };     // x: [P, H, W]
 #define LOAD_X(i) x[i]
 #include "common/maxpool.glsl"
-
-void main()
-{
-    uint i = lvk_flat_index();
-    float best;
-    int arg;
-    if (!maxpool_window(i, best, arg))
-        return;
-    y[i] = best;
-    argmax[i] = arg;
-}

@@ -2,8 +2,11 @@
 // its gradient: the bodies of maxpool_{fwd,bwd}.comp (storage-buffer loads,
 // for GPUs) and maxpool_{fwd,bwd}_texel.comp (texel-buffer loads, which
 // lavapipe vectorises where it turns lane-varying storage-buffer loads into
-// a loop over the SIMD lanes). The includer declares the outputs and the
-// loads: LOAD_X(i) (forward), LOAD_DY(o), LOAD_ARG(o) (backward).
+// a loop over the SIMD lanes). The includer declares the outputs, as vec4
+// arrays (y4, argmax4: ivec4; dx4), and the loads: LOAD_X(i) (forward),
+// LOAD_DY(o), LOAD_ARG(o) (backward). Each invocation handles 4 consecutive
+// elements and stores them as one vec4 (lavapipe loops over the lanes for
+// every store too); buffers are padded to whole vec4s (lvk_arena_create).
 // The includer also declares the workgroup size and includes
 // common/index.glsl.
 
@@ -56,6 +59,24 @@ bool maxpool_window(uint i, out float best, out int arg)
     }
     return true;
 }
+
+void main()
+{
+    const uint i = lvk_flat_index() * 4u;
+    if (i >= P * uint(OH * OW))
+        return;
+    vec4 best;
+    ivec4 arg;
+    for (uint k = 0; k < 4u; ++k) {
+        float b;
+        int a;
+        maxpool_window(i + k, b, a); // past the end: lowest float, -1, into the padding
+        best[k] = b;
+        arg[k] = a;
+    }
+    y4[i / 4u] = best;
+    argmax4[i / 4u] = arg;
+}
 #endif
 
 // Backward, one invocation per input pixel i: the sum of dy over the windows
@@ -93,5 +114,16 @@ float maxpool_grad(uint i)
         }
     }
     return acc;
+}
+
+void main()
+{
+    const uint i = lvk_flat_index() * 4u, n = P * uint(H * W);
+    if (i >= n)
+        return;
+    vec4 acc;
+    for (uint k = 0; k < 4u; ++k)
+        acc[k] = i + k < n ? maxpool_grad(i + k) : 0.0;
+    dx4[i / 4u] += acc;
 }
 #endif

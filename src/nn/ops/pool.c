@@ -254,7 +254,8 @@ static lvk_status maxpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lv
     x.format = VK_FORMAT_R32_SFLOAT;
     return lvk_dispatch_1d(cmd, pipe,
                            LVK_BINDS(LVK_B(lvk_out(m, n, 0)->buf), LVK_B(n->extra[p->slot]), x),
-                           3, NULL, 0, (uint64_t)(p->planes * p->oh * p->ow), "maxpool_fwd");
+                           3, NULL, 0, LVK_CEIL_DIV((uint64_t)(p->planes * p->oh * p->ow), 4),
+                           "maxpool_fwd");
 }
 
 static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
@@ -272,7 +273,7 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     dy.format = VK_FORMAT_R32_SFLOAT;
     arg.format = VK_FORMAT_R32_SINT;
     return lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(x->grad), dy, arg), 3, NULL, 0,
-                           (uint64_t)(p->planes * p->h * p->w), "maxpool_bwd");
+                           LVK_CEIL_DIV((uint64_t)(p->planes * p->h * p->w), 4), "maxpool_bwd");
 }
 
 static lvk_status avgpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
