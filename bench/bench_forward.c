@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "io/lvk_io.h"
 #include "nn/flops.h"
 #include "nn/graph.h"
@@ -44,31 +45,10 @@ struct bench {
     float *seed, *grad;
 };
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 static void reply_error(const char *what)
 {
     printf("{\"error\": ");
-    json_str(what);
+    bench_json_str(what);
     printf("}\n");
 }
 
@@ -88,13 +68,13 @@ static lvk_status cmd_timed(struct bench *b, int reps, bool with_grad)
     if (!ms)
         return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
     for (int r = 0; r < reps; r++) {
-        double t0 = now_ms();
+        double t0 = bench_clock_ms(CLOCK_MONOTONIC);
         lvk_status st = run_fwd(b, with_grad);
         if (st != LVK_OK) {
             free(ms);
             return st;
         }
-        ms[r] = now_ms() - t0;
+        ms[r] = bench_clock_ms(CLOCK_MONOTONIC) - t0;
     }
     printf("{\"ms\": [");
     for (int r = 0; r < reps; r++)
@@ -128,7 +108,7 @@ static void tally_print(const char *key, const struct tally *t, int n, bool with
     printf("\"%s\": [", key);
     for (int i = 0; i < n; i++) {
         printf(i ? ", {\"name\": " : "{\"name\": ");
-        json_str(t[i].name);
+        bench_json_str(t[i].name);
         printf(", \"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"dispatches\": %d", t[i].fwd_ms,
                t[i].bwd_ms, t[i].dispatches);
         if (with_flops)
@@ -219,10 +199,10 @@ static lvk_status cmd_breakdown(struct bench *b)
         st = lvk_fail(LVK_ERR_UNSUPPORTED, "more than %u dispatches to time", cmd->max_queries);
         goto done;
     }
-    double t0 = now_ms();
+    double t0 = bench_clock_ms(CLOCK_MONOTONIC);
     if ((st = lvk_cmd_submit(cmd)) != LVK_OK)
         goto done;
-    double wall = now_ms() - t0;
+    double wall = bench_clock_ms(CLOCK_MONOTONIC) - t0;
     ms = calloc(cmd->nqueries, sizeof *ms);
     if (!ms) {
         st = lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
@@ -300,16 +280,16 @@ static void reply_ready(const struct bench *b, double load_ms)
     const struct lvk_device_info *dev = lvk_ctx_device(b->ctx);
     struct lvk_flops f = lvk_model_flops(b->m);
     printf("{\"device\": ");
-    json_str(dev->name);
+    bench_json_str(dev->name);
     printf(", \"driver\": ");
-    json_str(dev->driver);
+    bench_json_str(dev->driver);
     printf(", \"input\": ");
-    json_str(b->input->name);
+    bench_json_str(b->input->name);
     printf(", \"input_shape\": [");
     for (int d = 0; d < b->input->shape.ndim; d++)
         printf(d ? ", %lld" : "%lld", (long long)b->input->shape.d[d]);
     printf("], \"target\": ");
-    json_str(b->target->name);
+    bench_json_str(b->target->name);
     printf(", \"flops_fwd\": %.0f, \"flops_bwd\": %.0f, \"arena_bytes\": %llu, "
            "\"load_ms\": %.1f}\n",
            f.fwd, f.bwd, (unsigned long long)b->m->arena.bytes, load_ms);
@@ -354,9 +334,9 @@ static lvk_status bench_load(struct bench *b, int batch)
 
 static lvk_status cmd_batch(struct bench *b, int batch)
 {
-    double t0 = now_ms();
+    double t0 = bench_clock_ms(CLOCK_MONOTONIC);
     LVK_CHECK(bench_load(b, batch));
-    reply_ready(b, now_ms() - t0);
+    reply_ready(b, bench_clock_ms(CLOCK_MONOTONIC) - t0);
     return LVK_OK;
 }
 

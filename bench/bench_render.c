@@ -35,6 +35,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "lucidvk/render.h"
 #include "nn/flops.h"
 #include "nn/graph.h"
@@ -56,27 +57,6 @@ struct clock {
     int steps;
 };
 
-static double clock_ms(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
-
 /* JSON has no NaN: an unread value is null. */
 static void json_num_array(const char *key, const double *v, int n)
 {
@@ -96,8 +76,8 @@ static void on_progress(void *user, int step, int steps, double value)
 {
     struct clock *c = user;
     if (step >= 1 && step <= c->steps) {
-        c->t[step - 1] = clock_ms(CLOCK_MONOTONIC);
-        c->cpu[step - 1] = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
+        c->t[step - 1] = bench_clock_ms(CLOCK_MONOTONIC);
+        c->cpu[step - 1] = bench_clock_ms(CLOCK_PROCESS_CPUTIME_ID);
     }
 }
 
@@ -141,7 +121,7 @@ static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, bool pro
                steps > 1 ? clk.t[steps - 1] - clk.t[steps - 2] : NAN, r.step_ms);
         for (int i = 0; i < r.nphases; i++) {
             printf(i ? ", {\"label\": " : "{\"label\": ");
-            json_str(r.phases[i].label);
+            bench_json_str(r.phases[i].label);
             printf(", \"dispatches\": %d, \"ms\": %.4f}", r.phases[i].dispatches, r.phases[i].ms);
         }
         printf("]");
@@ -169,11 +149,11 @@ static lvk_status reply_ready(struct bench *b)
     const struct lvk_device_info *dev = lvk_ctx_device(b->ctx);
     const struct lvk_preproc *p = &b->pre;
     printf("{\"device\": ");
-    json_str(dev->name);
+    bench_json_str(dev->name);
     printf(", \"driver\": ");
-    json_str(dev->driver);
+    bench_json_str(dev->driver);
     printf(", \"objective\": ");
-    json_str(b->objective);
+    bench_json_str(b->objective);
     printf(", \"batch\": %d, \"size\": %d, \"range\": [%.9g, %.9g], \"mean\": [%.9g, %.9g, %.9g], "
            "\"std\": [%.9g, %.9g, %.9g], \"bgr\": %s, \"flops_fwd\": %.0f, \"flops_bwd\": %.0f, "
            "\"arena_bytes\": %llu}\n",
@@ -284,7 +264,7 @@ int main(int argc, char **argv)
         st = reply_ready(&b);
     if (st != LVK_OK) {
         printf("{\"error\": ");
-        json_str(lvk_last_error());
+        bench_json_str(lvk_last_error());
         printf("}\n");
         fprintf(stderr, "bench_render: %s\n", lvk_last_error());
         lvk_ctx_destroy(b.ctx);
@@ -312,7 +292,7 @@ int main(int argc, char **argv)
                           line);
         if (st != LVK_OK) {
             printf("{\"error\": ");
-            json_str(lvk_last_error());
+            bench_json_str(lvk_last_error());
             printf("}\n");
         }
         fflush(stdout);
