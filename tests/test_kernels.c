@@ -80,6 +80,28 @@ static void test_gabor_orientation(void **state)
         }
 }
 
+/* A kernel at 1e-12 of its layer's largest (MobileNet V1's first layer has
+ * one at 4.7e-12) has a spectrum of rounding noise: its measures are 0,
+ * while the live kernels' stay as measured. */
+static void test_dead_kernel(void **state)
+{
+    float w[3][7 * 7];
+    struct lvk_kernel_stats s[3], live;
+    for (int k = 0; k < 3; k++) {
+        gabor(w[k], 7, 30.0 * k, 3.0, 1.5, 0.0);
+        if (k == 1)
+            for (int i = 0; i < 49; i++)
+                w[k][i] *= 1e-12f;
+        assert_int_equal(lvk_kernel_stats(w[k], 1, 7, 7, &s[k]), LVK_OK);
+    }
+    live = s[2];
+    assert_true(s[1].selectivity > 0.5); /* only the norm tells it apart */
+    assert_int_equal(lvk_kernels_mark_dead(s, 3), 1);
+    assert_true(s[1].selectivity == 0 && s[1].orientation == 0 && s[1].frequency == 0);
+    assert_true(s[1].norm > 0);
+    assert_memory_equal(&s[2], &live, sizeof live);
+}
+
 static void test_isotropic(void **state)
 {
     /* Centre-surround: a difference of Gaussians has no orientation. */
@@ -563,6 +585,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gabor_orientation),
+        cmocka_unit_test(test_dead_kernel),
         cmocka_unit_test(test_isotropic),
         cmocka_unit_test(test_colour),
         cmocka_unit_test(test_rank),

@@ -132,6 +132,20 @@ lvk_status lvk_kernel_stats(const float *w, int c, int kh, int kw, struct lvk_ke
     return LVK_OK;
 }
 
+int lvk_kernels_mark_dead(struct lvk_kernel_stats *s, int n)
+{
+    float top = 0;
+    for (int i = 0; i < n; i++)
+        top = fmaxf(top, s[i].norm);
+    int dead = 0;
+    for (int i = 0; i < n; i++)
+        if (s[i].norm < LVK_KERNEL_DEAD * top) {
+            s[i] = (struct lvk_kernel_stats){.norm = s[i].norm};
+            dead++;
+        }
+    return dead;
+}
+
 /* ---- ranking ---------------------------------------------------------------------- */
 
 static const char *const k_rank_names[] = {

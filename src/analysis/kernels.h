@@ -96,6 +96,13 @@ struct lvk_kernel_stats {
 /* Measures one kernel w [c, kh, kw] (kh, kw <= LVK_KERNEL_FFT). */
 lvk_status lvk_kernel_stats(const float *w, int c, int kh, int kw, struct lvk_kernel_stats *out);
 
+/* A kernel whose norm is below LVK_KERNEL_DEAD times the largest of its
+ * layer is dead (pruned, or never trained away from zero): its spectrum is
+ * rounding noise, so every measure but the norm is set to 0, as for a
+ * kernel with no structure. Returns how many of the n were dead. */
+#define LVK_KERNEL_DEAD 1e-4f
+int lvk_kernels_mark_dead(struct lvk_kernel_stats *s, int n);
+
 enum lvk_kernel_rank {
     LVK_RANK_ORIENTATION, /* ascending orientation; unselective kernels last */
     LVK_RANK_FREQUENCY,   /* ascending spatial frequency */

@@ -148,9 +148,13 @@ int cmd_kernels(int argc, char **argv)
         ((st = cli_preproc_resolve(&pre, path, &pp)) != LVK_OK || (st = cli_open(device, &ctx)) != LVK_OK ||
          (st = lvk_grating_stats(ctx, path, measured, &pp, &go, stats, cw.cout)) != LVK_OK))
         goto done;
+    const int dead = lvk_kernels_mark_dead(stats, cw.cout);
     lvk_kernels_rank(stats, cw.cout, by, order);
     printf("%s: Conv '%s', weights '%s' [%d, %d, %d, %d], ranked by %s\n", path, cw.node, cw.tensor,
            cw.cout, cw.cin, cw.kh, cw.kw, lvk_kernel_rank_name(by));
+    if (dead)
+        printf("  %d dead kernel%s (norm below %g of the largest): measures 0\n", dead,
+               dead == 1 ? "" : "s", (double)LVK_KERNEL_DEAD);
     if (how == LVK_ORIENT_GRATINGS)
         printf("  orientation from gratings: responses of '%s' on %s\n", measured, lvk_ctx_device(ctx)->name);
     else
