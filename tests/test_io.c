@@ -483,6 +483,27 @@ static void test_resize_by_hand(void **state)
     assert_null(out.data);
 }
 
+static void test_zoom(void **state)
+{
+    /* 3 channels of 2 x 2: every pixel becomes a 2 x 2 block. */
+    float px[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    struct lvk_image in = {2, 2, 3, px}, out;
+    assert_int_equal(lvk_image_zoom(&in, 2, &out), LVK_OK);
+    assert_int_equal(out.w, 4);
+    assert_int_equal(out.h, 4);
+    assert_int_equal(out.c, 3);
+    const float c0r0[4] = {1, 1, 2, 2}, c0r3[4] = {3, 3, 4, 4}, c2r2[4] = {11, 11, 12, 12};
+    expect_close(out.data, c0r0, 4, 0.0f);
+    expect_close(out.data + 4, c0r0, 4, 0.0f);
+    expect_close(out.data + 12, c0r3, 4, 0.0f);
+    expect_close(out.data + 32 + 8, c2r2, 4, 0.0f);
+    lvk_image_free(&out);
+    assert_int_equal(lvk_image_zoom(&in, 1, &out), LVK_OK);
+    assert_memory_equal(out.data, px, sizeof px);
+    lvk_image_free(&out);
+    expect_fail(lvk_image_zoom(&in, 0, &out), LVK_ERR_INVALID_ARG, NULL);
+}
+
 /* ---- npy -------------------------------------------------------------------- */
 
 static void expect_shape(const struct lvk_npy *a, int ndim, ...)
@@ -1171,6 +1192,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_png_corrupt, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_png_write_errors, setup_dir, teardown_dir),
         cmocka_unit_test(test_resize_matches_torch),
+        cmocka_unit_test(test_zoom),
         cmocka_unit_test(test_resize_by_hand),
         cmocka_unit_test(test_npy_read_dtypes),
         cmocka_unit_test(test_npy_versions),

@@ -1,5 +1,7 @@
-/* 'lucidvk render --panel' (src/cli/cmd_render.c) end to end on the demo
- * model: the command is run as a user runs it, and its panel PNG is read
+/* 'lucidvk render --panel' and '--zoom' (src/cli/cmd_render.c) end to end
+ * on the demo model: the command is run as a user runs it. --zoom: the
+ * enlarged image must be the --out-dir image with every pixel a block.
+ * --panel: its panel PNG is read
  * back and checked cell by cell against an independent computation:
  *   - the same render through the library (same objective, seed and
  *     settings; renders are deterministic) gives the initial and final
@@ -250,6 +252,31 @@ static void test_errors(void **state)
     }
 }
 
+static void test_zoom(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    char args[1200], path[1200];
+    snprintf(args, sizeof args, "-l conv3_relu -c 5 --steps 4 --zoom 3 -o '%s/z.png' --out-dir '%s/z'", OUT,
+             OUT);
+    if (run(args) != 0)
+        fail_msg("lucidvk render %s failed (see %s/log.txt)", args, OUT);
+    struct lvk_image big, one;
+    snprintf(path, sizeof path, "%s/z.png", OUT);
+    assert_int_equal(lvk_png_read(path, 1, &big), LVK_OK);
+    snprintf(path, sizeof path, "%s/z/0.png", OUT);
+    assert_int_equal(lvk_png_read(path, 1, &one), LVK_OK);
+    assert_int_equal(big.w, 3 * one.w);
+    assert_int_equal(big.h, 3 * one.h);
+    for (int y = 0; y < big.h; y++)
+        for (int x = 0; x < big.w; x++)
+            if (big.data[y * big.w + x] != one.data[(y / 3) * one.w + x / 3])
+                fail_msg("pixel (%d, %d) of the zoomed image is not pixel (%d, %d) of the image", x, y,
+                         x / 3, y / 3);
+    lvk_image_free(&big);
+    lvk_image_free(&one);
+}
+
 int main(void)
 {
     mkdir(LVK_BINARY_DIR "/test_output", 0755);
@@ -260,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_objective_terms),
         cmocka_unit_test(test_panel_layer),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_zoom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

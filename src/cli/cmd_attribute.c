@@ -44,6 +44,8 @@ static void help(void)
            "  --overlay          draw the heat map over the image\n"
            "  --cmap NAME        gray, viridis, magma, inferno (default), plasma\n"
            "  --clip P           heat 1 at the P-th percentile (default 99, gradcam 100)\n"
+           "  --zoom N           enlarge the picture N times, pixels as blocks (default 1; for\n"
+           "                     small models, e.g. 28 px)\n"
            "  --npy FILE         also write the raw attribution [C, H, W] (gradcam: the map [H, W])\n"
            "  -o, --out FILE     the PNG to write\n"
            "  --device N|NAME    Vulkan device\n"
@@ -73,6 +75,7 @@ int cmd_attribute(int argc, char **argv)
         {"batch", required_argument, 0, 'B'}, {"overlay", no_argument, 0, 'v'},
         {"cmap", required_argument, 0, 'c'}, {"clip", required_argument, 0, 'p'},
         {"npy", required_argument, 0, 'y'}, {"out", required_argument, 0, 'o'},
+        {"zoom", required_argument, 0, 'Z'},
         {"device", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
         CLI_PREPROC_OPTIONS, {0, 0, 0, 0}};
     struct cli_preproc pre = {0};
@@ -80,7 +83,7 @@ int cmd_attribute(int argc, char **argv)
     struct lvk_attr_opts ao = {.target = -1};
     const char *device = NULL, *out = NULL, *npy = NULL, *method = NULL, *baseline = "black";
     const char *cmap_name = "inferno";
-    int overlay = 0, batch = 16, c, r;
+    int overlay = 0, batch = 16, zoom = 1, c, r;
     double clip = -1, noise;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:d:h", opts, NULL)) != -1) {
@@ -108,6 +111,7 @@ int cmd_attribute(int argc, char **argv)
         case 'v': overlay = 1; break;
         case 'c': cmap_name = optarg; break;
         case 'p': if ((r = cli_float("attribute", "--clip", optarg, 0, 100, true, &clip))) return r; break;
+        case 'Z': if ((r = cli_int("attribute", "--zoom", optarg, 1, CLI_MAX_ZOOM, &zoom))) return r; break;
         case 'y': npy = optarg; break;
         case 'o': out = optarg; break;
         case 'd': device = optarg; break;
@@ -205,6 +209,13 @@ int cmd_attribute(int argc, char **argv)
 
     if ((st = lvk_attr_render(res.map, H, W, overlay ? img : NULL, C, cmap, (float)clip, &pic)) != LVK_OK)
         goto done;
+    if (zoom > 1) {
+        struct lvk_image big;
+        if ((st = lvk_image_zoom(&pic, zoom, &big)) != LVK_OK)
+            goto done;
+        lvk_image_free(&pic);
+        pic = big;
+    }
     if ((st = lvk_png_write(out, &pic)) != LVK_OK)
         goto done;
     printf("  -> %s\n", out);

@@ -63,7 +63,9 @@ static void help(void)
         "                         unit on, as Lucid does, so dead units still learn\n"
         "Output:\n"
         "  -o, --out FILE.png     the image, or a contact sheet of the batch (default render.png)\n"
-        "      --out-dir DIR      also each image as DIR/<i>.png\n"
+        "      --zoom N           enlarge the image or sheet N times, pixels as blocks\n"
+        "                         (default 1; for small models, e.g. 28 px)\n"
+        "      --out-dir DIR      also each image as DIR/<i>.png (never enlarged)\n"
         "      --save-every N     also FILE_stepN.png every N steps\n"
         "      --json FILE        settings, seed, device, objective curve and timings\n"
         "      --panel            also FILE_panel.png beside -o FILE.png: one row per image\n"
@@ -90,6 +92,7 @@ struct snap {
     const char *out;
     const char *const *rows; /* --both: row labels, else NULL */
     int nrows;
+    int zoom;                /* --zoom: the image or sheet enlarged (not the --both panel) */
 };
 
 static lvk_status write_sheet(const struct snap *s, const char *path, const float *images, int b, int c,
@@ -102,11 +105,22 @@ static lvk_status write_sheet(const struct snap *s, const char *path, const floa
                                       .cells = images, .row_labels = s->rows, .col_labels = cols,
                                       .gutter = 2, .zoom = LVK_MAX(1, (64 + w - 1) / w), .bg = 1.0f};
         LVK_CHECK(lvk_labelled_grid_render(&g, &sheet));
-    } else if (b == 1) {
-        struct lvk_image one = {.w = w, .h = h, .c = c, .data = (float *)images};
-        return lvk_png_write(path, &one);
     } else {
-        LVK_CHECK(lvk_image_sheet(images, b, c, h, w, 0, 2, 1.0f, &sheet));
+        /* Gutters grow with the images, so the zoomed sheet is the sheet zoomed. */
+        struct lvk_image one = {.w = w, .h = h, .c = c, .data = (float *)images};
+        if (b == 1 && s->zoom <= 1)
+            return lvk_png_write(path, &one);
+        if (b == 1)
+            LVK_CHECK(lvk_image_zoom(&one, s->zoom, &sheet));
+        else
+            LVK_CHECK(lvk_image_sheet(images, b, c, h, w, 0, 2, 1.0f, &sheet));
+        if (b > 1 && s->zoom > 1) {
+            struct lvk_image big;
+            lvk_status st = lvk_image_zoom(&sheet, s->zoom, &big);
+            lvk_image_free(&sheet);
+            LVK_CHECK(st);
+            sheet = big;
+        }
     }
     lvk_status st = lvk_png_write(path, &sheet);
     lvk_image_free(&sheet);
@@ -484,6 +498,7 @@ int cmd_render(int argc, char **argv)
         {"decay", required_argument, 0, 'D'}, {"no-decorrelate", no_argument, 0, 'R'},
         {"transforms", required_argument, 0, 'T'}, {"no-redirect", no_argument, 0, 'n'},
         {"out", required_argument, 0, 'o'}, {"out-dir", required_argument, 0, 'O'},
+        {"zoom", required_argument, 0, 'Z'},
         {"save-every", required_argument, 0, 'e'}, {"json", required_argument, 0, 'j'},
         {"panel", no_argument, 0, 'P'}, {"panel-layer", required_argument, 0, 'L'},
         {"device", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
@@ -496,7 +511,7 @@ int cmd_render(int argc, char **argv)
     double x;
     const char *device = NULL, *out = "render.png", *out_dir = NULL, *json = NULL, *panel_layer = NULL;
     bool panel = false;
-    int c, r, batch = 0;
+    int c, r, batch = 0, zoom = 1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "l:c:o:d:h", opts, NULL)) != -1) {
         if ((r = cli_preproc_parse(&pre, c, optarg)) != 0) {
@@ -528,6 +543,7 @@ int cmd_render(int argc, char **argv)
             break;
         case 'S': if ((r = cli_seed("render", "--seed", optarg, &o.seed))) return r; break;
         case 'z': if ((r = cli_int("render", "--size", optarg, 8, CLI_MAX_SIZE, &o.size))) return r; break;
+        case 'Z': if ((r = cli_int("render", "--zoom", optarg, 1, CLI_MAX_ZOOM, &zoom))) return r; break;
         case 'b': if ((r = cli_int("render", "--batch", optarg, 1, INT_MAX, &batch))) return r; break;
         case 'p':
             if (!strcmp(optarg, "fft")) o.param = LVK_PARAM_FFT;
@@ -615,7 +631,7 @@ int cmd_render(int argc, char **argv)
     lvk_ctx_t *ctx = NULL;
     struct lvk_render_result res = {0};
     struct lvk_image panel_img = {0};
-    struct user us = {.s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows}};
+    struct user us = {.s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows, .zoom = zoom}};
     o.progress = cb_progress;
     o.progress_every = CLI_PROGRESS_EVERY;
     o.snapshot = cb_snapshot;

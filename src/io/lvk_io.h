@@ -51,6 +51,10 @@ lvk_status lvk_png_write(const char *path, const struct lvk_image *img);
  * convention of PyTorch's F.interpolate(mode="bilinear", antialias=False)). */
 lvk_status lvk_image_resize(const struct lvk_image *src, int w, int h, struct lvk_image *out);
 
+/* Nearest-neighbour enlargement by an integer factor z >= 1 (every pixel
+ * becomes a z x z block): for looking at small images, e.g. 28-px renders. */
+lvk_status lvk_image_zoom(const struct lvk_image *src, int z, struct lvk_image *out);
+
 lvk_status lvk_image_alloc(struct lvk_image *img, int w, int h, int c);
 void lvk_image_free(struct lvk_image *img);
 

@@ -271,6 +271,20 @@ static void axis_taps(int in, int out, int *i0, int *i1, float *l1)
     }
 }
 
+lvk_status lvk_image_zoom(const struct lvk_image *src, int z, struct lvk_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!src || !src->data || src->w <= 0 || src->h <= 0 || z < 1)
+        return lvk_fail(LVK_ERR_INVALID_ARG, "zoom: empty source image or factor %d", z);
+    LVK_CHECK(lvk_image_alloc(out, src->w * z, src->h * z, src->c));
+    for (int c = 0; c < src->c; c++)
+        for (int y = 0; y < out->h; y++)
+            for (int x = 0; x < out->w; x++)
+                out->data[((size_t)c * out->h + y) * out->w + x] =
+                    src->data[((size_t)c * src->h + y / z) * src->w + x / z];
+    return LVK_OK;
+}
+
 lvk_status lvk_image_resize(const struct lvk_image *src, int w, int h, struct lvk_image *out)
 {
     memset(out, 0, sizeof *out);
