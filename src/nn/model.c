@@ -81,17 +81,18 @@ lvk_status lvk_model_set_input(lvk_model_t *m, const char *name, const float *da
     return lvk_buf_upload(m->ctx, val->buf, 0, data, count * sizeof *data);
 }
 
+static lvk_status record_forward(struct lvk_cmd *cmd, void *m) { return lvk_graph_record_forward(m, cmd); }
+static lvk_status record_backward(struct lvk_cmd *cmd, void *m) { return lvk_graph_record_backward(m, cmd); }
+
 lvk_status lvk_model_forward(lvk_model_t *m)
 {
     if (!m->fwd_cmd) {
         LVK_CHECK(lvk_cmd_create(m->ctx, false, &m->fwd_cmd));
-        LVK_CHECK(lvk_cmd_begin(m->fwd_cmd));
-        lvk_status st = lvk_graph_record_forward(m, m->fwd_cmd);
-        lvk_status st2 = lvk_cmd_end(m->fwd_cmd);
-        if (st != LVK_OK || st2 != LVK_OK) {
+        lvk_status st = lvk_cmd_record(m->fwd_cmd, record_forward, m);
+        if (st != LVK_OK) {
             lvk_cmd_destroy(m->fwd_cmd);
             m->fwd_cmd = NULL;
-            return st != LVK_OK ? st : st2;
+            return st;
         }
     }
     return lvk_cmd_submit(m->fwd_cmd);
@@ -148,9 +149,7 @@ lvk_status lvk_model_backward(lvk_model_t *m, const char *tensor, const float *s
             lvk_graph_record_zero_grads(m, zero);
             st = lvk_cmd_end(zero);
         }
-        if (st == LVK_OK) st = lvk_cmd_begin(bwd);
-        if (st == LVK_OK) st = lvk_graph_record_backward(m, bwd);
-        if (st == LVK_OK) st = lvk_cmd_end(bwd);
+        if (st == LVK_OK) st = lvk_cmd_record(bwd, record_backward, m);
         if (st != LVK_OK) {
             lvk_cmd_destroy(zero);
             lvk_cmd_destroy(bwd);

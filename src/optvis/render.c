@@ -286,16 +286,16 @@ static lvk_status record_step(struct render *r, struct lvk_cmd *cmd)
     return LVK_OK;
 }
 
+static lvk_status record_step_cb(struct lvk_cmd *cmd, void *r) { return record_step(r, cmd); }
+static lvk_status record_image_cb(struct lvk_cmd *cmd, void *r) { return record_image(r, cmd); }
+
+/* Through lvk_cmd_record: the step's pipelines are built in parallel. */
 static lvk_status record_all(struct render *r)
 {
     LVK_CHECK(lvk_cmd_create(r->ctx, r->o.profile != 0, &r->step));
-    LVK_CHECK(lvk_cmd_begin(r->step));
-    LVK_CHECK(record_step(r, r->step));
-    LVK_CHECK(lvk_cmd_end(r->step));
+    LVK_CHECK(lvk_cmd_record(r->step, record_step_cb, r));
     LVK_CHECK(lvk_cmd_create(r->ctx, false, &r->show));
-    LVK_CHECK(lvk_cmd_begin(r->show));
-    LVK_CHECK(record_image(r, r->show));
-    return lvk_cmd_end(r->show);
+    return lvk_cmd_record(r->show, record_image_cb, r);
 }
 
 static int by_ms(const void *a, const void *b)

@@ -221,8 +221,10 @@ lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
             return lvk_fail(LVK_ERR_UNSUPPORTED, "%s: %u workgroups in dimension %d exceed the device's %u",
                             label ? label : "dispatch", g, d, ctx->limits.maxComputeWorkGroupCount[d]);
     }
-    if (gx == 0 || gy == 0 || gz == 0)
+    /* The first pass of lvk_cmd_record only learns which pipelines it needs. */
+    if (gx == 0 || gy == 0 || gz == 0 || ctx->deferring)
         return LVK_OK;
+    LVK_ASSERT(p->pipe != VK_NULL_HANDLE);
 
     if (cmd->sets_left == 0)
         LVK_CHECK(add_pool(cmd));
@@ -269,6 +271,30 @@ lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
     barrier(cmd);
     timestamp(cmd, label ? label : lvk_shaders[p->shader].name);
     return LVK_OK;
+}
+
+lvk_status lvk_cmd_record(struct lvk_cmd *cmd, lvk_status (*record)(struct lvk_cmd *cmd, void *user),
+                          void *user)
+{
+    struct lvk_ctx *ctx = cmd->ctx;
+    LVK_ASSERT(!ctx->deferring);
+    ctx->deferring = true;
+    lvk_status st = lvk_cmd_begin(cmd);
+    if (st == LVK_OK) {
+        st = record(cmd, user);
+        lvk_status end = lvk_cmd_end(cmd);
+        st = st != LVK_OK ? st : end;
+    }
+    ctx->deferring = false;
+    /* Built even after a failure: a pipeline left unbuilt is built on its
+     * next use instead (lvk_pipeline_get). */
+    lvk_status built = lvk_pipelines_build_deferred(ctx);
+    LVK_CHECK(st);
+    LVK_CHECK(built);
+    LVK_CHECK(lvk_cmd_begin(cmd));
+    st = record(cmd, user);
+    lvk_status end = lvk_cmd_end(cmd);
+    return st != LVK_OK ? st : end;
 }
 
 lvk_status lvk_cmd_dispatch_n(struct lvk_cmd *cmd, const struct lvk_pipeline *p,

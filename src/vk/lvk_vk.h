@@ -55,6 +55,10 @@ struct lvk_ctx {
     /* Pipelines built so far, keyed by (shader, specialization constants). */
     struct lvk_pipeline **pipelines;
     int npipelines, cap_pipelines;
+    /* While set (lvk_cmd_record's first pass), new pipelines get their
+     * layouts but not their VkPipeline (pipe stays VK_NULL_HANDLE until
+     * lvk_pipelines_build_deferred), and dispatches record nothing. */
+    bool deferring;
 
     /* Staging buffer for uploads/downloads to memory the host cannot map. */
     VkBuffer staging;
@@ -133,6 +137,12 @@ struct lvk_pipeline {
     VkPipeline pipe;
 };
 
+/* Builds the VkPipelines of the pipelines requested while ctx->deferring,
+ * on as many threads as there are cores: lavapipe JIT-compiles each
+ * pipeline on the calling thread, in every process, so this is most of a
+ * render's start-up. */
+lvk_status lvk_pipelines_build_deferred(struct lvk_ctx *ctx);
+
 /* Returns the cached pipeline for (shader, spec), building it on first use.
  * spec[i] is the value of constant_id i, as raw 32-bit words (use
  * lvk_spec_f32() for floats). Returns NULL with lvk_last_error() set on failure. */
@@ -199,6 +209,13 @@ lvk_status lvk_cmd_dispatch_n(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
                               const struct lvk_bind *binds, uint32_t nbinds,
                               const void *push, uint32_t push_size,
                               uint32_t nx, uint32_t ny, uint32_t nz, const char *label);
+
+/* Records cmd (begin, record(cmd, user), end) twice: first with pipeline
+ * building deferred, to learn which pipelines the recording needs and build
+ * them all at once in parallel, then for real. record() must record the
+ * same work both times. */
+lvk_status lvk_cmd_record(struct lvk_cmd *cmd, lvk_status (*record)(struct lvk_cmd *cmd, void *user),
+                          void *user);
 
 /* Convenience: binds whole buffers. */
 #define LVK_BINDS(...) ((const struct lvk_bind[]){__VA_ARGS__})

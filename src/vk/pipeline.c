@@ -5,7 +5,9 @@
  * drift from the shaders. Pipelines are cached per (shader, specialization
  * constants) for the life of the context, and compiled through the
  * context's on-disk pipeline cache. */
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vk/lvk_vk.h"
 
@@ -143,7 +145,8 @@ void lvk_pipelines_destroy(struct lvk_ctx *ctx)
     ctx->npipelines = ctx->cap_pipelines = 0;
 }
 
-static lvk_status build(struct lvk_ctx *ctx, struct lvk_pipeline *p)
+/* Reflection, descriptor-set and pipeline layouts: cheap. */
+static lvk_status build_layout(struct lvk_ctx *ctx, struct lvk_pipeline *p)
 {
     const struct lvk_shader_blob *sh = &lvk_shaders[p->shader];
     struct reflection r;
@@ -184,14 +187,24 @@ static lvk_status build(struct lvk_ctx *ctx, struct lvk_pipeline *p)
         .pPushConstantRanges = &pcr,
     };
     LVK_VK_CHECK(vkCreatePipelineLayout(ctx->device, &lci, NULL, &p->layout));
+    return LVK_OK;
+}
 
+/* The VkPipeline: lavapipe's JIT compilation, the dear part. Touches only
+ * p and thread-safe Vulkan calls (the pipeline cache synchronizes itself),
+ * so several run at once; errors are reported by the caller. */
+static VkResult build_pipeline(struct lvk_ctx *ctx, struct lvk_pipeline *p)
+{
+    const struct lvk_shader_blob *sh = &lvk_shaders[p->shader];
     VkShaderModuleCreateInfo mci = {
         .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
         .codeSize = sh->size,
         .pCode = sh->words,
     };
     VkShaderModule mod;
-    LVK_VK_CHECK(vkCreateShaderModule(ctx->device, &mci, NULL, &mod));
+    VkResult res = vkCreateShaderModule(ctx->device, &mci, NULL, &mod);
+    if (res != VK_SUCCESS)
+        return res;
     VkSpecializationMapEntry map[LVK_MAX_SPEC];
     for (uint32_t i = 0; i < p->nspec; i++)
         map[i] = (VkSpecializationMapEntry){.constantID = i, .offset = 4 * i, .size = 4};
@@ -208,14 +221,74 @@ static lvk_status build(struct lvk_ctx *ctx, struct lvk_pipeline *p)
         },
         .layout = p->layout,
     };
-    VkResult res = vkCreateComputePipelines(ctx->device, ctx->pipeline_cache, 1, &ci, NULL, &p->pipe);
+    res = vkCreateComputePipelines(ctx->device, ctx->pipeline_cache, 1, &ci, NULL, &p->pipe);
     vkDestroyShaderModule(ctx->device, mod, NULL);
-    if (res != VK_SUCCESS) {
-        lvk_vk_fail(res, "vkCreateComputePipelines", __FILE__, __LINE__);
-        lvk_error_prefix("shader %s: ", sh->name);
-        return res == VK_ERROR_OUT_OF_DEVICE_MEMORY ? LVK_ERR_DEVICE_OOM : LVK_ERR_VULKAN;
+    return res;
+}
+
+static lvk_status pipeline_fail(struct lvk_pipeline *p, VkResult res)
+{
+    lvk_vk_fail(res, "vkCreateComputePipelines", __FILE__, __LINE__);
+    lvk_error_prefix("shader %s: ", lvk_shaders[p->shader].name);
+    return res == VK_ERROR_OUT_OF_DEVICE_MEMORY ? LVK_ERR_DEVICE_OOM : LVK_ERR_VULKAN;
+}
+
+/* Workers of lvk_pipelines_build_deferred take pipelines from a shared
+ * counter until none is left. */
+struct build_job {
+    struct lvk_ctx *ctx;
+    struct lvk_pipeline **todo;
+    VkResult *res;
+    int next, n;
+    pthread_mutex_t lock;
+};
+
+static void *build_worker(void *arg)
+{
+    struct build_job *job = arg;
+    for (;;) {
+        pthread_mutex_lock(&job->lock);
+        int i = job->next < job->n ? job->next++ : -1;
+        pthread_mutex_unlock(&job->lock);
+        if (i < 0)
+            return NULL;
+        job->res[i] = build_pipeline(job->ctx, job->todo[i]);
     }
-    return LVK_OK;
+}
+
+lvk_status lvk_pipelines_build_deferred(struct lvk_ctx *ctx)
+{
+    struct build_job job = {.ctx = ctx};
+    job.todo = lvk_calloc((size_t)LVK_MAX(ctx->npipelines, 1), sizeof *job.todo);
+    job.res = lvk_calloc((size_t)LVK_MAX(ctx->npipelines, 1), sizeof *job.res);
+    if (!job.todo || !job.res || pthread_mutex_init(&job.lock, NULL) != 0) {
+        free(job.todo);
+        free(job.res);
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    }
+    for (int i = 0; i < ctx->npipelines; i++)
+        if (!ctx->pipelines[i]->pipe)
+            job.todo[job.n++] = ctx->pipelines[i];
+    enum { MAX_THREADS = 16 };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nthreads = (int)LVK_MIN(LVK_MIN(cores > 0 ? cores : 1, (long)MAX_THREADS), (long)job.n);
+    pthread_t tid[MAX_THREADS];
+    int started = 0;
+    /* This thread works too; threads that fail to start leave their share to it. */
+    for (int t = 1; t < nthreads; t++)
+        if (pthread_create(&tid[started], NULL, build_worker, &job) == 0)
+            started++;
+    build_worker(&job);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&job.lock);
+    lvk_status st = LVK_OK;
+    for (int i = 0; i < job.n && st == LVK_OK; i++)
+        if (job.res[i] != VK_SUCCESS)
+            st = pipeline_fail(job.todo[i], job.res[i]);
+    free(job.todo);
+    free(job.res);
+    return st;
 }
 
 const struct lvk_pipeline *lvk_pipeline_get(struct lvk_ctx *ctx, enum lvk_shader_id id,
@@ -226,8 +299,15 @@ const struct lvk_pipeline *lvk_pipeline_get(struct lvk_ctx *ctx, enum lvk_shader
     for (int i = 0; i < ctx->npipelines; i++) {
         struct lvk_pipeline *p = ctx->pipelines[i];
         if (p->shader == id && p->nspec == nspec &&
-            (nspec == 0 || memcmp(p->spec, spec, 4 * nspec) == 0))
+            (nspec == 0 || memcmp(p->spec, spec, 4 * nspec) == 0)) {
+            /* Deferred and not built since (a first pass that failed): now. */
+            VkResult res = p->pipe || ctx->deferring ? VK_SUCCESS : build_pipeline(ctx, p);
+            if (res != VK_SUCCESS) {
+                pipeline_fail(p, res);
+                return NULL;
+            }
             return p;
+        }
     }
     if (ctx->npipelines == ctx->cap_pipelines) {
         int cap = ctx->cap_pipelines ? 2 * ctx->cap_pipelines : 64;
@@ -246,9 +326,17 @@ const struct lvk_pipeline *lvk_pipeline_get(struct lvk_ctx *ctx, enum lvk_shader
     p->nspec = nspec;
     if (nspec)
         memcpy(p->spec, spec, 4 * nspec);
-    if (build(ctx, p) != LVK_OK) {
+    if (build_layout(ctx, p) != LVK_OK) {
         pipeline_free(ctx, p);
         return NULL;
+    }
+    if (!ctx->deferring) {
+        VkResult res = build_pipeline(ctx, p);
+        if (res != VK_SUCCESS) {
+            pipeline_fail(p, res);
+            pipeline_free(ctx, p);
+            return NULL;
+        }
     }
     ctx->pipelines[ctx->npipelines++] = p;
     return p;
