@@ -261,6 +261,15 @@ static lvk_status top1(struct session *s, const char *scores, const float *image
     return st;
 }
 
+static lvk_status record_pass(struct lvk_cmd *cmd, void *user)
+{
+    struct session *s = user;
+    LVK_CHECK(lvk_graph_record_forward(s->m, cmd));
+    lvk_graph_record_zero_grads(s->m, cmd);
+    LVK_CHECK(lvk_objective_record_seed(cmd, s->g, 1.0f));
+    return lvk_graph_record_backward(s->m, cmd);
+}
+
 static lvk_status session_open(struct session *s, struct lvk_model *m, const struct lvk_attr_opts *o,
                                const float *image, struct lvk_attr_result *r)
 {
@@ -324,14 +333,10 @@ static lvk_status session_open(struct session *s, struct lvk_model *m, const str
     }
     LVK_CHECK(lvk_objective_bind(s->obj, m, s->B, s->C, s->H, s->W, &s->g));
 
-    /* One pass: forward, then d(objective)/d(input) for every image. */
+    /* One pass: forward, then d(objective)/d(input) for every image
+     * (through lvk_cmd_record: its pipelines are built in parallel). */
     LVK_CHECK(lvk_cmd_create(m->ctx, false, &s->cmd));
-    LVK_CHECK(lvk_cmd_begin(s->cmd));
-    LVK_CHECK(lvk_graph_record_forward(m, s->cmd));
-    lvk_graph_record_zero_grads(m, s->cmd);
-    LVK_CHECK(lvk_objective_record_seed(s->cmd, s->g, 1.0f));
-    LVK_CHECK(lvk_graph_record_backward(m, s->cmd));
-    LVK_CHECK(lvk_cmd_end(s->cmd));
+    LVK_CHECK(lvk_cmd_record(s->cmd, record_pass, s));
     /* Values alone (f at the ends of the IG path, at the clean image): the
      * seeds it adds into gradients are zeroed by the next full pass. */
     LVK_CHECK(lvk_cmd_create(m->ctx, false, &s->cmd_fwd));
