@@ -406,11 +406,9 @@ int main(int argc, char **argv)
             st = cmd_save(&b, arg);
         else if (strncmp(line, "breakdown", 9) == 0)
             st = cmd_breakdown(&b);
-        else if (strncmp(line, "rss", 3) == 0) {
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            printf("{\"peak_rss_bytes\": %lld}\n", (long long)ru.ru_maxrss * 1024);
-        } else if (strncmp(line, "quit", 4) == 0)
+        else if (strncmp(line, "rss", 3) == 0)
+            bench_print_rss();
+        else if (strncmp(line, "quit", 4) == 0)
             break;
         else
             st = lvk_fail(LVK_ERR_INVALID_ARG, "unknown command: %.*s", (int)strcspn(line, "\n"),

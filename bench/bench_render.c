@@ -281,11 +281,9 @@ int main(int argc, char **argv)
             st = cmd_render(&b, steps, seed, false);
         else if (sscanf(line, "profile %d %llu", &steps, &seed) == 2 && steps > 0)
             st = cmd_render(&b, steps, seed, true);
-        else if (strncmp(line, "rss", 3) == 0) {
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            printf("{\"peak_rss_bytes\": %lld}\n", (long long)ru.ru_maxrss * 1024);
-        } else if (strncmp(line, "quit", 4) == 0)
+        else if (strncmp(line, "rss", 3) == 0)
+            bench_print_rss();
+        else if (strncmp(line, "quit", 4) == 0)
             break;
         else
             st = lvk_fail(LVK_ERR_INVALID_ARG, "unknown command: %.*s", (int)strcspn(line, "\n"),

@@ -1,9 +1,11 @@
 /* What the benchmark programs (bench_forward.c, bench_render.c) share: a
- * millisecond clock and JSON string output for their one-line replies. */
+ * millisecond clock, JSON string output and the peak-RSS reply of their
+ * one-line protocols. */
 #ifndef LVK_BENCH_UTIL_H
 #define LVK_BENCH_UTIL_H
 
 #include <stdio.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* Milliseconds on clock `id` (CLOCK_MONOTONIC for wall time,
@@ -28,6 +30,15 @@ static inline void bench_json_str(const char *s)
             putchar(*s);
     }
     putchar('"');
+}
+
+/* The reply to the "rss" command: this process's peak resident set size,
+ * which on lavapipe includes the device memory. */
+static inline void bench_print_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"peak_rss_bytes\": %lld}\n", (long long)ru.ru_maxrss * 1024);
 }
 
 #endif
