@@ -10,6 +10,7 @@
  * counts that are not multiples of the kernels' block sizes). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "nn/graph.h"
 #include "support/op_harness.h"
 
 #define CONV_ATOL 1e-4 /* float32 sums of up to ~300 products of O(1) terms */
@@ -377,6 +379,54 @@ static void test_conv_kernel_shape_mismatch(void **state)
     conv_expect_fail(4, (int64_t[]){1, 2, 5, 5}, (int64_t[]){3, 2, 3, 3}, a, 1, LVK_ERR_FORMAT);
 }
 
+/* Weights and bias that only the texel kernels read (from their own
+ * re-laid-out copies) get no device buffer of their own; the classic
+ * kernel reads them as given, so there they keep one. Either way the
+ * output is the convolution. */
+static void check_weight_buffers(const char *kernel)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    setenv("LVK_CONV_KERNEL", kernel, 1);
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(ctx, "weights", &m), LVK_OK);
+    const struct lvk_shape xs = {4, {1, 1, 4, 4}}, ws = {4, {1, 1, 1, 1}}, bs = {1, {1}};
+    const float two = 2.0f, one = 1.0f;
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
+    assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &ws, &two) >= 0);
+    assert_true(lvk_graph_add_const(m, "b", LVK_DTYPE_F32, &bs, &one) >= 0);
+    const char *const in[] = {"x", "w", "b"}, *const out[] = {"y"};
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", in, 3, out, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "y"), LVK_OK);
+    const struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    unsetenv("LVK_CONV_KERNEL");
+    const bool texel = !strcmp(kernel, "texel");
+    assert_int_equal(m->values[lvk_graph_find(m, "w")].buf == NULL, texel);
+    assert_int_equal(m->values[lvk_graph_find(m, "b")].buf == NULL, texel);
+    float x[16], y[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = (float)i - 7.5f;
+    assert_int_equal(lvk_model_set_input(m, "x", x, 16), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    assert_int_equal(lvk_model_read(m, "y", y, 16), LVK_OK);
+    for (int i = 0; i < 16; i++)
+        assert_float_equal(y[i], 2.0f * x[i] + 1.0f, 0.0f);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
+static void test_conv_weight_buffers(void **state)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    check_weight_buffers("classic");
+    if (ctx->is_lavapipe) /* texel kernels where they are chosen anyway */
+        check_weight_buffers("texel");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_conv_3d_unsupported),
         cmocka_unit_test(test_conv_bad_auto_pad),
         cmocka_unit_test(test_conv_kernel_shape_mismatch),
+        cmocka_unit_test(test_conv_weight_buffers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

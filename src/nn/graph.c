@@ -516,7 +516,16 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     }
 
     fuse_activations(m, requested);
-    free(requested);
+    /* From here `requested` also marks every value some pass reads on the
+     * device: a constant marked by neither gets no device buffer. */
+    for (int i = 0; i < m->nnodes; i++) {
+        const struct lvk_node *n = &m->nodes[i];
+        if (!n->needed || n->folded)
+            continue;
+        for (int k = 0; k < n->ninputs; k++)
+            if (n->inputs[k] >= 0 && (!n->def->reads_input || n->def->reads_input(n, k)))
+                requested[n->inputs[k]] = true;
+    }
 
     /* Aliases share their input's storage. */
     for (int i = 0; i < m->nnodes; i++) {
@@ -531,7 +540,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     int *val_buf = lvk_calloc((size_t)m->nvalues, sizeof *val_buf);
     int *val_grad = lvk_calloc((size_t)m->nvalues, sizeof *val_grad);
     if (!sizes || !val_buf || !val_grad) {
-        free(sizes); free(val_buf); free(val_grad);
+        free(sizes); free(val_buf); free(val_grad); free(requested);
         return LVK_ERR_HOST_OOM;
     }
     int nb = 0;
@@ -543,6 +552,8 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             continue;
         if (val->dtype != LVK_DTYPE_F32)
             continue; /* integer values are host-side constants only */
+        if (val->is_const && !requested[v])
+            continue; /* read by no pass on the device */
         VkDeviceSize bytes = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
         const bool fused_away = val->producer >= 0 && m->nodes[val->producer].act >= 0;
         if (!fused_away) {
@@ -560,6 +571,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         }
     }
     const int end_grad = nb;
+    free(requested);
     int *extra_base = lvk_calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *extra_base);
     if (!extra_base) {
         free(sizes); free(val_buf); free(val_grad);

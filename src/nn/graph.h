@@ -149,6 +149,11 @@ struct lvk_op_def {
     bool (*clamp_bounds)(const struct lvk_node *n, float *lo, float *hi);
     /* Producers whose forward can apply such a clamp (see lvk_node.act). */
     bool fuses_clamp;
+    /* Whether the recorded passes read input k's device buffer. NULL: they
+     * do. A constant no pass reads on the device (Conv weights re-laid out
+     * into the op's own buffers) gets no device copy. Called after
+     * prepare(). */
+    bool (*reads_input)(const struct lvk_node *n, int k);
 };
 
 /* How Relu-like ops (Relu, Clip with min 0) propagate gradients; read by

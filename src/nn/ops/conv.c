@@ -493,12 +493,23 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
     return conv_record(m, n, &p->bwd, binds, 3, cmd, "conv2d_bwd_data");
 }
 
+/* The texel kernels read weights and bias from the node's re-laid-out
+ * copies; only the classic kernel reads them as given. */
+static bool conv_reads_input(const struct lvk_node *n, int k)
+{
+    const struct conv_priv *p = n->priv;
+    if (k == 0 || !p)
+        return true;
+    return p->fwd.kind == CONV_CLASSIC || (k == 1 && p->bwd.kind == CONV_CLASSIC);
+}
+
 static const struct lvk_op_def conv_def = {
     .op_type = "Conv",
     .prepare = conv_prepare,
     .fwd = conv_fwd,
     .bwd = conv_bwd,
     .fuses_clamp = true,
+    .reads_input = conv_reads_input,
 };
 
 const struct lvk_op_def *const lvk_ops_conv[] = {&conv_def, NULL};
