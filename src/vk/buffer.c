@@ -183,10 +183,11 @@ lvk_status lvk_arena_span(struct lvk_ctx *ctx, const struct lvk_buf *first,
     if (r != VK_SUCCESS)
         return lvk_vk_fail(r, "vkCreateBuffer", __FILE__, __LINE__);
     /* The members' offsets met their own alignment; a buffer of another size
-     * may want more. */
+     * may want more alignment, or more bytes than the members cover (which
+     * could reach past the allocation): then no span. */
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, out->buf, &req);
-    if (first->offset % req.alignment || req.size > ci.size + req.alignment) {
+    if (first->offset % req.alignment || req.size > ci.size) {
         vkDestroyBuffer(ctx->device, out->buf, NULL);
         out->buf = VK_NULL_HANDLE;
         return lvk_fail(LVK_ERR_UNSUPPORTED, "the device cannot place a buffer over these buffers");
