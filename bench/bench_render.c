@@ -16,7 +16,8 @@
  *   render STEPS SEED    one render; "step_ms": mean wall time of steps 2..STEPS
  *                        (step 1 and the setup left out), "step_cpu_ms": the
  *                        CPU time of all the process's threads over the same
- *                        steps, per step, "setup_s", the
+ *                        steps, per step, "setup_s", "device_bytes" (the
+ *                        render's peak device memory), the
  *                        objective per image before the first step
  *                        ("value_start") and at the last ("value_end"), the
  *                        mean objective after every step ("curve")
@@ -109,8 +110,9 @@ static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, bool pro
     double step_ms = steps > 1 ? (clk.t[steps - 1] - clk.t[0]) / (steps - 1) : NAN;
     double cpu_ms = steps > 1 ? (clk.cpu[steps - 1] - clk.cpu[0]) / (steps - 1) : NAN;
     printf("{\"steps\": %d, \"step_ms\": %.4f, \"step_cpu_ms\": %.4f, \"setup_s\": %.3f, "
-           "\"loop_s\": %.3f, \"net_size\": [%d, %d], ",
-           r.steps, step_ms, cpu_ms, r.setup_seconds, r.seconds, r.net_height, r.net_width);
+           "\"loop_s\": %.3f, \"net_size\": [%d, %d], \"device_bytes\": %llu, ",
+           r.steps, step_ms, cpu_ms, r.setup_seconds, r.seconds, r.net_height, r.net_width,
+           (unsigned long long)r.device_bytes);
     json_num_array("value_start", r.value_start, r.batch);
     printf(", ");
     json_num_array("value_end", r.value_end, r.batch);

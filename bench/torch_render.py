@@ -458,7 +458,7 @@ def tables(results, args):
               args.steps, args.reps), "",
            "| network, layer | batch | steps | GFLOP / step | lucid-vk ms / step | GFLOP/s "
            "| PyTorch ms / step | GFLOP/s | lucid-vk / PyTorch | lucid-vk s / render "
-           "| PyTorch s / render | lucid-vk arena MiB | lucid-vk peak RSS MiB "
+           "| PyTorch s / render | lucid-vk device MiB | lucid-vk peak RSS MiB "
            "| PyTorch peak RSS MiB |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
@@ -473,7 +473,8 @@ def tables(results, args):
                        gflop / (lvm / 1e3), fmt_ms(pt), gflop / (ptm / 1e3), ratio,
                        stats([x["loop_s"] for x in r["runs"]["lucid-vk"]])[0],
                        stats([x["loop_s"] for x in r["runs"]["pytorch"]])[0],
-                       r["info"]["arena_bytes"] / mib, r["rss"]["lucid-vk"] / mib,
+                       max(x["device_bytes"] for x in r["runs"]["lucid-vk"]) / mib,
+                       r["rss"]["lucid-vk"] / mib,
                        r["rss"]["pytorch"] / mib))
     cores = os.cpu_count()
     out += ["", "### CPU time", "",

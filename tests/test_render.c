@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "lucidvk/render.h"
+#include "nn/graph.h"
 #include "support/demo.h"
 #include "support/op_harness.h"
 
@@ -89,6 +90,37 @@ static void test_channel_and_negative(void **state)
     lvk_render_result_free(&neg);
 }
 
+/* device_bytes: at least the network's arena (loaded separately as the
+ * render loads it), at most that plus a generous allowance for the
+ * render's own buffers (parameters, gradients, Adam's moments, images:
+ * 64 floats per pixel), and every byte is given back afterwards. */
+static void test_device_bytes(void **state)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    const VkDeviceSize before = ctx->device_bytes;
+    struct lvk_render_opts o = {.objective = "channel(conv3_relu, 7)", .steps = 2, .seed = 1,
+                                .redirect_steps = -1};
+    struct lvk_render_result r;
+    render(&o, &r);
+    assert_int_equal(ctx->device_bytes, before);
+
+    const char *outputs[] = {"conv3_relu"};
+    struct lvk_model_opts mo = {.batch = r.batch, .height = r.net_height, .width = r.net_width,
+                                .outputs = outputs, .noutputs = 1, .gradients = 1};
+    lvk_model_t *m = NULL;
+    if (lvk_model_load(ctx, DEMO, &mo, &m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    const uint64_t arena = m->arena.bytes, pixels = (uint64_t)r.batch * r.channels * r.height * r.width;
+    lvk_model_destroy(m);
+    printf("render device memory %llu bytes, network arena %llu\n", (unsigned long long)r.device_bytes,
+           (unsigned long long)arena);
+    assert_true(r.device_bytes >= arena);
+    assert_true(r.device_bytes <= arena + 64 * 4 * pixels + 65536);
+    lvk_render_result_free(&r);
+}
+
 static void test_same_seed_same_bytes(void **state)
 {
     struct lvk_render_opts o = {.objective = "channel(conv2_relu, 3) - 0.05*tv", .steps = 24,
@@ -134,6 +166,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_seed_same_bytes),
+        cmocka_unit_test(test_device_bytes),
         cmocka_unit_test(test_bad_objectives),
         cmocka_unit_test(test_channel_and_negative),
         cmocka_unit_test(test_class_renders),

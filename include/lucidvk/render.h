@@ -96,6 +96,9 @@ struct lvk_render_result {
     int net_height, net_width; /* size the network ran at */
     double seconds;          /* optimisation loop only */
     double setup_seconds;    /* loading, planning, first recording */
+    uint64_t device_bytes;   /* the most device memory the render held at once: network,
+                                parameterization, optimizer state, images (VkFFT's own
+                                scratch, when it needs any, not included) */
     /* With opts.profile: device time of one step by kernel, largest first. */
     struct lvk_render_phase phases[LVK_RENDER_MAX_PHASES];
     int nphases;

@@ -350,6 +350,8 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
 {
     memset(out, 0, sizeof *out);
     struct render r = {.ctx = ctx, .o = *opts};
+    const VkDeviceSize base = ctx->device_bytes;
+    ctx->device_peak = base;
     if (!r.o.objective || !*r.o.objective)
         return lvk_fail(LVK_ERR_INVALID_ARG, "no objective given");
     if (r.o.steps <= 0)
@@ -433,6 +435,7 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
     out->steps = r.o.steps;
     out->setup_seconds = t1 - t0;
     out->seconds = now() - t1;
+    out->device_bytes = ctx->device_peak - base;
     render_free(&r);
     if (st != LVK_OK)
         lvk_render_result_free(out);

@@ -134,6 +134,8 @@ lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int 
             goto fail;
         }
         arena->bytes += chunk_size[c];
+        ctx->device_bytes += chunk_size[c];
+        ctx->device_peak = LVK_MAX(ctx->device_peak, ctx->device_bytes);
         if (mappable) {
             r = vkMapMemory(ctx->device, arena->mem[c], 0, VK_WHOLE_SIZE, 0, &arena->maps[c]);
             if (r != VK_SUCCESS) {
@@ -215,6 +217,7 @@ void lvk_arena_destroy(struct lvk_ctx *ctx, struct lvk_buf *bufs, int n, struct 
         bufs[i].map = NULL;
     }
     if (arena) {
+        ctx->device_bytes -= arena->bytes;
         for (int c = 0; c < arena->nmem; c++)
             if (arena->mem[c])
                 vkFreeMemory(ctx->device, arena->mem[c], NULL);

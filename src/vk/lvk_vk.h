@@ -60,6 +60,10 @@ struct lvk_ctx {
      * lvk_pipelines_build_deferred), and dispatches record nothing. */
     bool deferring;
 
+    /* Device memory held in arenas now, and the most since device_peak was
+     * last set (lvk_render sets it to device_bytes when it starts). */
+    VkDeviceSize device_bytes, device_peak;
+
     /* Staging buffer for uploads/downloads to memory the host cannot map. */
     VkBuffer staging;
     VkDeviceMemory staging_mem;
