@@ -17,17 +17,8 @@
 #include <cmocka.h>
 
 #include "optvis/adam.h"
+#include "support/devbuf.h"
 #include "support/op_harness.h"
-
-static double uniform(unsigned *s, double lo, double hi)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
-}
 
 /* Device param and grad buffers plus an optimiser for n values, and the
  * recording of one update. */

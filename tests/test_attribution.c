@@ -37,20 +37,11 @@
 
 #include "analysis/attribution.h"
 #include "io/lvk_io.h"
+#include "support/devbuf.h"
 #include "support/op_harness.h"
 
 #define GRAD_TOL 2e-3  /* float32 device gradients against double FD, relative to max |grad| */
 #define VALUE_TOL 1e-4 /* float32 logits of O(1) */
-
-static double uniform(unsigned *s, double lo, double hi)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
-}
 
 static float *random_floats(size_t n, unsigned *seed, double lo, double hi)
 {

@@ -24,17 +24,8 @@
 #include "analysis/features.h"
 #include "io/labelled_grid.h"
 #include "nn/graph.h"
+#include "support/devbuf.h"
 #include "support/op_harness.h"
-
-static double uniform(unsigned *s, double lo, double hi)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
-}
 
 static void test_channels_parse(void **state)
 {

@@ -20,16 +20,7 @@
 
 #include "analysis/interp.h"
 #include "lvk_util.h"
-
-static double uniform(unsigned *s)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return ((x >> 8) + 0.5) / 16777216.0;
-}
+#include "support/devbuf.h"
 
 /* n points: uniform in a disc of radius 0.9, or in a few tight clusters,
  * with some exact duplicates. */
@@ -37,7 +28,7 @@ static float *points(int n, bool clustered, unsigned seed)
 {
     float *xy = calloc(2 * (size_t)n, sizeof *xy);
     for (int i = 0; i < n; i++) {
-        double r = 0.9 * sqrt(uniform(&seed)), a = 2 * M_PI * uniform(&seed);
+        double r = 0.9 * sqrt(uniform_open(&seed)), a = 2 * M_PI * uniform_open(&seed);
         if (clustered) {
             int c = i % 4;
             r = 0.05 * r + 0.6;

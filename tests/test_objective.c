@@ -22,23 +22,13 @@
 
 #include "io/lvk_io.h"
 #include "optvis/objective.h"
+#include "support/devbuf.h"
 #include "support/op_harness.h"
 
 #define MAXB 8
 #define VALUE_RTOL 1e-4 /* float32 sums of at most a few thousand O(1) terms */
 #define VALUE_ATOL 1e-5
 #define GRAD_TOL 1e-3   /* relative to the largest |gradient| */
-
-/* xorshift32: small, seedable, identical everywhere. */
-static double uniform(unsigned *s, double lo, double hi)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
-}
 
 /* ---- parser ----------------------------------------------------------------------- */
 

@@ -28,16 +28,7 @@
 #include "io/lvk_io.h"
 #include "nn/graph.h"
 #include "support/op_harness.h"
-
-static double uniform(unsigned *s)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return ((x >> 8) + 0.5) / 16777216.0;
-}
+#include "support/devbuf.h"
 
 /* ---- Spearman ------------------------------------------------------------------------------ */
 
@@ -48,7 +39,7 @@ static float *random_rows(int n, int m, unsigned seed)
     float *x = calloc((size_t)n * m, sizeof *x);
     for (int i = 0; i < n; i++)
         for (int t = 0; t < m; t++) {
-            double u = uniform(&seed);
+            double u = uniform_open(&seed);
             if (i % 3 == 1)
                 u = floor(u * 4);
             else if (i % 5 == 2 && i > 0)
@@ -218,7 +209,7 @@ static void test_responses(void **state)
     float *data = calloc(count * per, sizeof *data), *resp = calloc(6 * count, sizeof *resp);
     unsigned seed = 5;
     for (size_t i = 0; i < count * per; i++)
-        data[i] = (float)(2 * uniform(&seed) - 1);
+        data[i] = (float)(2 * uniform_open(&seed) - 1);
     struct imgs s = {data, per};
     struct lvk_rmap_source src = {.count = count, .load = load_img, .user = &s};
     assert_int_equal(lvk_rmap_responses(m, layers, nl, &src, resp), LVK_OK);
@@ -291,8 +282,8 @@ static void test_scale_and_circle(void **state)
     unsigned s = 17;
     for (int i = 0; i < n; i++) {
         /* An off-centre, stretched blob. */
-        xy[2 * i] = (float)(3 + 5 * (uniform(&s) - 0.3));
-        xy[2 * i + 1] = (float)(-2 + (uniform(&s) + uniform(&s)));
+        xy[2 * i] = (float)(3 + 5 * (uniform_open(&s) - 0.3));
+        xy[2 * i + 1] = (float)(-2 + (uniform_open(&s) + uniform_open(&s)));
     }
     lvk_rmap_scale(xy, n);
     for (int a = 0; a < 2; a++) {
@@ -335,12 +326,12 @@ static float *group_responses(int *label, int nimages)
     unsigned s = 23;
     for (int g = 0; g < 3; g++)
         for (int t = 0; t < nimages; t++)
-            sig[g][t] = (float)uniform(&s);
+            sig[g][t] = (float)uniform_open(&s);
     for (int i = 0; i < n; i++) {
         label[i] = i % 26 == 25 ? -1 : i % 3;
         for (int t = 0; t < nimages; t++)
             r[(size_t)i * nimages + t] = label[i] < 0 ? 0.5f
-                                         : (float)(sig[label[i]][t] * (1 + i % 7) + 0.15 * uniform(&s));
+                                         : (float)(sig[label[i]][t] * (1 + i % 7) + 0.15 * uniform_open(&s));
     }
     return r;
 }

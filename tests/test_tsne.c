@@ -22,20 +22,14 @@
 #include <cmocka.h>
 
 #include "analysis/tsne.h"
+#include "support/devbuf.h"
 
-static double uniform(unsigned *s)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return ((x >> 8) + 0.5) / 16777216.0;
-}
-
+/* Box-Muller; the two draws in a fixed order (C leaves the order of two
+ * calls in one expression open). */
 static double gauss(unsigned *s)
 {
-    return sqrt(-2 * log(uniform(s))) * cos(2 * M_PI * uniform(s));
+    double u1 = uniform_open(s), u2 = uniform_open(s);
+    return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
 }
 
 /* n points in `dim` dimensions around `k` centres 10 apart; labels[i] is
@@ -113,7 +107,7 @@ static void test_row_perplexity(void **state)
     float d[200];
     double p[200];
     for (int j = 0; j < cnt; j++)
-        d[j] = (float)(0.3 + 1.7 * uniform(&s));
+        d[j] = (float)(0.3 + 1.7 * uniform_open(&s));
     const double perps[] = {5, 30, 90};
     for (int t = 0; t < 3; t++) {
         double beta = lvk_tsne_row_probs(d, cnt, perps[t], p);

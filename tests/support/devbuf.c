@@ -52,14 +52,23 @@ void finish(struct lvk_cmd *cmd)
 }
 
 /* xorshift32, uniform in [lo, hi). */
-double uniform(unsigned *s, double lo, double hi)
+static unsigned xorshift32(unsigned *s)
 {
     unsigned x = *s;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
+    return *s = x;
+}
+
+double uniform(unsigned *s, double lo, double hi)
+{
+    return lo + (hi - lo) * ((xorshift32(s) >> 8) / 16777216.0);
+}
+
+double uniform_open(unsigned *s)
+{
+    return ((xorshift32(s) >> 8) + 0.5) / 16777216.0;
 }
 
 void fill(float *x, size_t n, unsigned *seed, double lo, double hi)

@@ -26,6 +26,8 @@ struct lvk_cmd *begin(void);
 void finish(struct lvk_cmd *cmd);
 /* xorshift32, uniform in [lo, hi). */
 double uniform(unsigned *s, double lo, double hi);
+/* The same stream, in (0, 1): never 0, so safe under log(). */
+double uniform_open(unsigned *s);
 void fill(float *x, size_t n, unsigned *seed, double lo, double hi);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "support/devbuf.h"
 #include "support/op_harness.h"
 
 static struct lvk_ctx *g_ctx;
@@ -41,17 +42,6 @@ void lvk_test_assert_no_validation(void)
     if (g_ctx && g_ctx->validation_messages) {
         fail_msg("%d Vulkan validation message(s); see stderr", g_ctx->validation_messages);
     }
-}
-
-/* xorshift32: small, seedable, identical everywhere. */
-static double uniform(unsigned *s, double lo, double hi)
-{
-    unsigned x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return lo + (hi - lo) * ((x >> 8) / 16777216.0);
 }
 
 struct run {
