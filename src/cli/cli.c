@@ -220,6 +220,15 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void cli_tensor_path(const char *dir, const char *tensor, const char *ext, char *out, size_t len)
+{
+    size_t k = (size_t)snprintf(out, len, "%s/", dir);
+    const size_t tail = strlen(ext) + 1;
+    for (const char *s = tensor; *s && k + tail < len; s++)
+        out[k++] = (isalnum((unsigned char)*s) || *s == '.' || *s == '-' || *s == '_') ? *s : '_';
+    snprintf(out + k, len - k, "%s", ext);
+}
+
 void cli_progress_begin(struct cli_progress *p, const char *prefix)
 {
     *p = (struct cli_progress){.prefix = prefix, .t0 = cli_now(), .tty = isatty(STDERR_FILENO)};

@@ -125,6 +125,10 @@ struct cli_progress {
 };
 /* How often lvk_render_opts.progress_every asks for a report. */
 #define CLI_PROGRESS_EVERY 4
+/* DIR/TENSOR.EXT with every character of the tensor name other than letters,
+ * digits, '.', '-' and '_' turned into '_' ("MobilenetV2/Conv/Relu6" gives
+ * MobilenetV2_Conv_Relu6): one file per tensor. */
+void cli_tensor_path(const char *dir, const char *tensor, const char *ext, char *out, size_t len);
 /* Starts the clock of a run. */
 void cli_progress_begin(struct cli_progress *p, const char *prefix);
 /* The lvk_render_opts.progress callback; `progress` is a struct cli_progress. */

@@ -1,6 +1,5 @@
 /* lucidvk features: the activation maps of a layer (or of every layer) for
  * one image, as labelled grids (analysis/features.h). */
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -33,14 +32,6 @@ static void help(void)
            "  --out-dir DIR      the folder for --all-layers (created)\n"
            "  --device N|NAME    Vulkan device\n"
            CLI_PREPROC_HELP);
-}
-
-static void file_name(const char *tensor, const char *dir, char *out, size_t len)
-{
-    size_t k = (size_t)snprintf(out, len, "%s/", dir);
-    for (const char *s = tensor; *s && k + 5 < len; s++)
-        out[k++] = (isalnum((unsigned char)*s) || *s == '.' || *s == '-' || *s == '_') ? *s : '_';
-    snprintf(out + k, len - k, ".png");
 }
 
 static lvk_status draw_layer(lvk_model_t *m, const struct lvk_tensor_info *t, const char *channels,
@@ -173,7 +164,7 @@ int cmd_features(int argc, char **argv)
                 t.shape[2] * t.shape[3] < 2)
                 continue;
             char file[2048];
-            file_name(t.name, dir, file, sizeof file);
+            cli_tensor_path(dir, t.name, ".png", file, sizeof file);
             if ((st = draw_layer(m, &t, NULL, &fo, image, file)) != LVK_OK)
                 goto done;
             drawn++;

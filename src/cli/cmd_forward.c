@@ -1,6 +1,5 @@
 /* lucidvk forward: tensors and input gradients as numpy files, the way
  * users (and lucid-vk's own tests) compare with PyTorch or onnxruntime. */
-#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +29,6 @@ static void help(void)
            CLI_PREPROC_HELP);
 }
 
-static void file_name(const char *tensor, const char *dir, char *out, size_t len)
-{
-    size_t k = (size_t)snprintf(out, len, "%s/", dir);
-    for (const char *s = tensor; *s && k + 5 < len; s++)
-        out[k++] = (isalnum((unsigned char)*s) || *s == '.' || *s == '-' || *s == '_') ? *s : '_';
-    snprintf(out + k, len - k, ".npy");
-}
-
 static lvk_status write_tensor(lvk_model_t *m, const char *name, const char *dir)
 {
     struct lvk_tensor_info t;
@@ -50,7 +41,7 @@ static lvk_status write_tensor(lvk_model_t *m, const char *name, const char *dir
         return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
     lvk_status st = lvk_model_read(m, name, data, n);
     char path[2048];
-    file_name(name, dir, path, sizeof path);
+    cli_tensor_path(dir, name, ".npy", path, sizeof path);
     if (st == LVK_OK)
         st = lvk_npy_write(path, data, t.ndim, t.shape);
     if (st == LVK_OK)
