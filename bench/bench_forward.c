@@ -127,21 +127,22 @@ struct span {
     bool bwd;
 };
 
-/* Records forward, zeroing, seeding and backward node by node, in the order
- * lvk_graph_record_forward / lvk_graph_record_backward use, so that each
- * timestamp can be attributed to the node that recorded it. */
+/* Records forward, zeroing, seeding and backward node by node, as
+ * lvk_graph_record_forward / lvk_graph_record_backward do (the same
+ * lvk_graph_node_runs rule), so that each timestamp can be attributed to
+ * the node that recorded it. */
 static lvk_status record_profiled(struct bench *b, struct lvk_cmd *cmd, struct span *spans,
                                   int *nspans)
 {
     struct lvk_model *m = b->m;
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
-        if (!n->needed || !n->def->fwd || n->fused)
+        if (!lvk_graph_node_runs(m, n, false))
             continue;
         struct span *s = &spans[(*nspans)++];
         *s = (struct span){.op = n->op_type, .first = cmd->nqueries};
         s->flops.fwd = lvk_node_flops(m, n).fwd;
-        LVK_CHECK(n->def->fwd(m, n, cmd));
+        LVK_CHECK(lvk_graph_record_node(m, n, false, cmd));
         s->end = cmd->nqueries;
     }
     struct span *s = &spans[(*nspans)++];
@@ -151,18 +152,12 @@ static lvk_status record_profiled(struct bench *b, struct lvk_cmd *cmd, struct s
     s->end = cmd->nqueries;
     for (int i = m->nnodes - 1; i >= 0; i--) {
         struct lvk_node *n = &m->nodes[i];
-        if (!n->needed || !n->def->bwd)
-            continue;
-        bool any = false;
-        for (int k = 0; k < n->ninputs; k++)
-            if (n->inputs[k] >= 0 && m->values[n->inputs[k]].grad)
-                any = true;
-        if (!any)
+        if (!lvk_graph_node_runs(m, n, true))
             continue;
         s = &spans[(*nspans)++];
         *s = (struct span){.op = n->op_type, .first = cmd->nqueries, .bwd = true};
         s->flops.bwd = lvk_node_flops(m, n).bwd;
-        LVK_CHECK(n->def->bwd(m, n, cmd));
+        LVK_CHECK(lvk_graph_record_node(m, n, true, cmd));
         s->end = cmd->nqueries;
     }
     return LVK_OK;

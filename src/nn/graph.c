@@ -651,19 +651,33 @@ lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *
 
 /* ---- recording ------------------------------------------------------------------------------- */
 
+bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bool bwd)
+{
+    if (!n->needed)
+        return false;
+    if (!bwd)
+        return n->def->fwd && !n->fused;
+    if (!n->def->bwd)
+        return false;
+    for (int k = 0; k < n->ninputs; k++)
+        if (n->inputs[k] >= 0 && m->values[n->inputs[k]].grad)
+            return true;
+    return false;
+}
+
+lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd)
+{
+    lvk_status st = bwd ? n->def->bwd(m, n, cmd) : n->def->fwd(m, n, cmd);
+    if (st != LVK_OK && !strstr(lvk_last_error(), "node '"))
+        lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
+    return st;
+}
+
 lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
 {
-    for (int i = 0; i < m->nnodes; i++) {
-        struct lvk_node *n = &m->nodes[i];
-        if (!n->needed || !n->def->fwd || n->fused)
-            continue;
-        lvk_status st = n->def->fwd(m, n, cmd);
-        if (st != LVK_OK) {
-            if (!strstr(lvk_last_error(), "node '"))
-                lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
-            return st;
-        }
-    }
+    for (int i = 0; i < m->nnodes; i++)
+        if (lvk_graph_node_runs(m, &m->nodes[i], false))
+            LVK_CHECK(lvk_graph_record_node(m, &m->nodes[i], false, cmd));
     return LVK_OK;
 }
 
@@ -683,23 +697,9 @@ void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd)
 lvk_status lvk_graph_record_backward(struct lvk_model *m, struct lvk_cmd *cmd)
 {
     LVK_ASSERT(m->gradients);
-    for (int i = m->nnodes - 1; i >= 0; i--) {
-        struct lvk_node *n = &m->nodes[i];
-        if (!n->needed || !n->def->bwd)
-            continue;
-        bool any = false;
-        for (int k = 0; k < n->ninputs; k++)
-            if (n->inputs[k] >= 0 && m->values[n->inputs[k]].grad)
-                any = true;
-        if (!any)
-            continue;
-        lvk_status st = n->def->bwd(m, n, cmd);
-        if (st != LVK_OK) {
-            if (!strstr(lvk_last_error(), "node '"))
-                lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
-            return st;
-        }
-    }
+    for (int i = m->nnodes - 1; i >= 0; i--)
+        if (lvk_graph_node_runs(m, &m->nodes[i], true))
+            LVK_CHECK(lvk_graph_record_node(m, &m->nodes[i], true, cmd));
     return LVK_OK;
 }
 

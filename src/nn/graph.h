@@ -226,6 +226,13 @@ lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *
 
 /* ---- running --------------------------------------------------------------------- */
 
+/* Whether node n records anything in the forward pass (bwd false: needed,
+ * not fused into its producer) or the backward (needed, and an input has a
+ * gradient): the rule the two recordings below follow, for tools that
+ * record node by node (bench/bench_forward.c times each node). */
+bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bool bwd);
+/* Records one node's forward or backward; errors name the node. */
+lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd);
 /* Records the forward pass of every needed node. */
 lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd);
 /* Records zeroing of every gradient buffer. */
