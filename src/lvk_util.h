@@ -3,6 +3,7 @@
 #ifndef LVK_UTIL_H
 #define LVK_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,5 +52,9 @@ void lvk_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 
 /* calloc that reports failure through lvk_fail; NULL on failure. */
 void *lvk_calloc(size_t n, size_t size);
+
+/* Whether environment variable `name` is set to something other than "" or
+ * "0": the switches meant for tests and comparisons (LVK_NO_FUSE, ...). */
+bool lvk_env_on(const char *name);
 
 #endif

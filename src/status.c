@@ -57,3 +57,9 @@ void *lvk_calloc(size_t n, size_t size)
         lvk_fail(LVK_ERR_HOST_OOM, "out of host memory (%zu x %zu bytes)", n, size);
     return p;
 }
+
+bool lvk_env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}

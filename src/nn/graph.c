@@ -428,8 +428,7 @@ static int alias_root(const struct lvk_model *m, int v)
  * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
 static void fuse_activations(struct lvk_model *m, const bool *requested)
 {
-    const char *off = getenv("LVK_NO_FUSE");
-    if (off && *off && strcmp(off, "0"))
+    if (lvk_env_on("LVK_NO_FUSE"))
         return;
     int *readers = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *readers);
     if (!readers)

@@ -1,9 +1,6 @@
 /* Helpers shared by op implementations: 1-D dispatch over a 2-D grid, the
  * choice of texel-buffer kernels, and the gradient pass-through (axpy)
  * every identity-like backward uses. */
-#include <stdlib.h>
-#include <string.h>
-
 #include "nn/ops_common.h"
 
 lvk_status lvk_dispatch_1d(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
@@ -24,8 +21,7 @@ lvk_status lvk_dispatch_1d(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
 
 bool lvk_prefer_texel(const struct lvk_ctx *ctx, uint64_t count)
 {
-    const char *off = getenv("LVK_NO_TEXEL");
-    if (off && *off && strcmp(off, "0"))
+    if (lvk_env_on("LVK_NO_TEXEL"))
         return false;
     return ctx->is_lavapipe && count <= ctx->limits.maxTexelBufferElements;
 }
