@@ -167,7 +167,7 @@ static lvk_status parse_string(struct parser *ps, char **out)
             static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
             const char *e = strchr(from, ps->p[1]);
             if (ps->p[1] == 'u') {
-                uint32_t cp;
+                uint32_t cp = 0;
                 st = unicode_escape(ps, s, &cp);
                 if (st == LVK_OK)
                     n += utf8_put(buf + n, cp);
