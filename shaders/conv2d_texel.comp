@@ -15,12 +15,16 @@
 // the pipeline is built: the loops below unroll into straight-line code.
 //
 // What lavapipe (Mesa 22) makes cheap and dear, and how this kernel follows:
-// - every SSBO load is a loop over the 8 SIMD lanes, uniform address or not;
-//   a texel fetch is one vectorised gather. Weights and input both come
-//   through texel buffers: the weights of one in channel (all taps, BC out
-//   channels) as rgba32f texels at a lane-uniform coordinate, the input as a
-//   row segment per lane, 4 columns per texel where rows are a multiple of 4
-//   long (XV = 4), else one.
+// - every SSBO load is a loop over the 8 SIMD lanes, uniform address or not
+//   (and weights in a UBO measured slower still); a texel fetch is one
+//   vectorised gather, but costs about 25 multiply-adds however many lanes
+//   need it. Weights and input both
+//   come through texel buffers: the input as a row segment per lane, 4
+//   columns per texel where rows are a multiple of 4 long (XV = 4), else
+//   one; the weights of one in channel (all taps, BC out channels) as rgba32f
+//   texels the lanes share. With FLAGS & 32 each lane of a subgroup fetches
+//   a different one of those and subgroupShuffle hands them round (a vector
+//   extract on lavapipe): SG times fewer weight fetches.
 // - a variable carried around a loop is stored under the loop's lane mask at
 //   every iteration: CU in channels x all taps are unrolled per iteration, so
 //   the BC x PH x PW accumulators take many multiply-adds between two such
@@ -32,6 +36,7 @@
 // depthwise layers) of one tile instead, for maps with too few tiles to
 // fill the lanes, or groups with too few channels to fill a block.
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 layout(local_size_x_id = 0) in;
 
 // Constants in the order of src/nn/ops/conv.c's TX_* enum.
@@ -54,14 +59,17 @@ layout(constant_id = 16) const uint BC = 1;  // out channels per invocation
 layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multiple of E)
 layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
 layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
-                                               // 16 activation
+                                               // 16 activation, 32 weights shared by shuffles
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
 // Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI).
 layout(constant_id = 21) const float ACT_LO = 0.0;
 layout(constant_id = 22) const float ACT_HI = 0.0;
+// With FLAGS & 32: lanes of a subgroup that share weight fetches (the
+// subgroup size, or the workgroup's where that is smaller).
+layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
-const bool ACT = (FLAGS & 16) != 0;
+const bool ACT = (FLAGS & 16) != 0, SHUF = (FLAGS & 32) != 0;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -82,6 +90,7 @@ const uint NXT = (LEAD + uint(VMAX - VMIN + 1) + XV - 1) / XV;  // in texels per
 const uint KK = KH * KW;
 const uint NWT = (KK * BC + 3) / 4;          // weight texels per in channel
 const uint NBT = (BC + 3) / 4;               // bias texels per channel block
+const uint NWS = (NWT + SG - 1) / SG;        // weight texels each lane fetches with SHUF
 const bool YV4 = PW % 4 + OW % 4 == 0;       // stores 4 columns at a time
 
 layout(std430, set = 0, binding = 0) buffer Y { float y[]; };   // out: [N, G*CO, OH, OW]
@@ -113,7 +122,10 @@ void main()
     const uint nblk = (CO + BC - 1) / BC;
     const uint lane = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     const uint lane_b = gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    if (LANE_BLOCKS ? lane_b >= G * nblk : lane >= ncb * nrb)
+    // With SHUF, lanes without a tile stay to fetch their share of the
+    // weights; they read zeros (past the map) and store nothing.
+    const bool live = LANE_BLOCKS ? lane_b < G * nblk : lane < ncb * nrb;
+    if (!live && !SHUF)
         return;
     const uint tile = LANE_BLOCKS ? gl_WorkGroupID.x : lane;
     const uint oy0 = (tile / ncb) * PH, ox0 = (tile % ncb) * PW;
@@ -142,8 +154,12 @@ void main()
     for (uint c0 = 0; c0 < CI; c0 += CU) {
         [[unroll]] for (uint cu = 0; cu < CU; ++cu, xc += int(H * W), wi += int(NWT)) {
             float wf[NWT * 4];
+            vec4 share[NWS];
+            if (SHUF)
+                [[unroll]] for (uint r = 0; r < NWS; ++r)
+                    share[r] = texelFetch(wt, wi + int(min(r * SG + gl_SubgroupInvocationID, NWT - 1)));
             [[unroll]] for (uint q = 0; q < NWT; ++q) {
-                vec4 t = texelFetch(wt, wi + int(q));
+                vec4 t = SHUF ? subgroupShuffle(share[q / SG], q % SG) : texelFetch(wt, wi + int(q));
                 wf[4 * q] = t.x; wf[4 * q + 1] = t.y; wf[4 * q + 2] = t.z; wf[4 * q + 3] = t.w;
             }
             // One in row at a time: fetch it, then apply it to every (tile
@@ -200,13 +216,13 @@ void main()
                 [[unroll]] for (uint j = 0; j < PW; j += 4) {
                     const vec4 v = vec4(acc[a + j], acc[a + j + 1], acc[a + j + 2], acc[a + j + 3]);
                     const uint idx = (yo + oy * OW + ox0 + j) / 4;
-                    if (oy < OH && ox0 + j < OW)
+                    if (live && oy < OH && ox0 + j < OW)
                         y4[idx] = BWD ? y4[idx] + v : v;
                 }
             } else {
                 [[unroll]] for (uint j = 0; j < PW; ++j) {
                     const uint idx = yo + oy * OW + ox0 + j;
-                    if (oy < OH && ox0 + j < OW)
+                    if (live && oy < OH && ox0 + j < OW)
                         y[idx] = BWD ? y[idx] + acc[a + j] : acc[a + j];
                 }
             }

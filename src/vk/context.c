@@ -156,9 +156,10 @@ static enum lvk_device_type map_type(VkPhysicalDeviceType t)
     }
 }
 
-/* Fills the public description of a device, and its driver id. */
+/* Fills the public description of a device, its driver id and, where
+ * shuffle is not NULL, whether its compute shaders have subgroupShuffle. */
 static void describe(VkPhysicalDevice pd, int index, struct lvk_device_info *info,
-                     VkDriverId *driver_id)
+                     VkDriverId *driver_id, bool *shuffle)
 {
     VkPhysicalDeviceSubgroupProperties sub = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
@@ -185,6 +186,9 @@ static void describe(VkPhysicalDevice pd, int index, struct lvk_device_info *inf
     *driver_id = base.apiVersion >= VK_API_VERSION_1_2 ? drv.driverID : 0;
     info->api_version = p->apiVersion;
     info->subgroup_size = sub.subgroupSize;
+    if (shuffle)
+        *shuffle = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                   (sub.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     info->max_shared_bytes = p->limits.maxComputeSharedMemorySize;
     info->max_workgroup_invocations = p->limits.maxComputeWorkGroupInvocations;
     for (int i = 0; i < 3; i++)
@@ -234,7 +238,7 @@ lvk_status lvk_devices_list(struct lvk_device_info **infos, int *count)
         } else {
             for (uint32_t i = 0; i < n; i++) {
                 VkDriverId id;
-                describe(pds[i], (int)i, &(*infos)[i], &id);
+                describe(pds[i], (int)i, &(*infos)[i], &id, NULL);
             }
             *count = (int)n;
         }
@@ -275,7 +279,7 @@ static lvk_status pick_device(struct lvk_ctx *ctx, const char *want)
     for (uint32_t i = 0; i < n; i++) {
         struct lvk_device_info info;
         VkDriverId id;
-        describe(pds[i], (int)i, &info, &id);
+        describe(pds[i], (int)i, &info, &id, NULL);
         bool match;
         if (want && is_number(want))
             match = (uint32_t)atoi(want) == i;
@@ -297,7 +301,7 @@ static lvk_status pick_device(struct lvk_ctx *ctx, const char *want)
     ctx->phys = pds[best];
     free(pds);
     VkDriverId id;
-    describe(ctx->phys, best, &ctx->info, &id);
+    describe(ctx->phys, best, &ctx->info, &id, &ctx->subgroup_shuffle);
     ctx->is_lavapipe = id == VK_DRIVER_ID_MESA_LLVMPIPE || strstr(ctx->info.name, "llvmpipe");
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(ctx->phys, &p);
