@@ -35,8 +35,12 @@
 // with FLAGS & 8 the lanes take different channel blocks (or groups:
 // depthwise layers) of one tile instead, for maps with too few tiles to
 // fill the lanes, or groups with too few channels to fill a block.
+// Backward with FLAGS & 64, the gradient mask of a Relu/ReLU6 whose output
+// "out" is the gradient of (lvk_node.bwd_act) is applied as it stores: the
+// out buffer is then the gradient of the activation's input.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 
 // Constants in the order of src/nn/ops/conv.c's TX_* enum.
@@ -59,9 +63,11 @@ layout(constant_id = 16) const uint BC = 1;  // out channels per invocation
 layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multiple of E)
 layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
 layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
-                                               // 16 activation, 32 weights shared by shuffles
+                                               // 16 activation, 32 weights shared by shuffles,
+                                               // 64 activation's gradient mask (backward)
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
-// Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI).
+// Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI);
+// backward with its mask (FLAGS & 64): the activation's bounds.
 layout(constant_id = 21) const float ACT_LO = 0.0;
 layout(constant_id = 22) const float ACT_HI = 0.0;
 // With FLAGS & 32: lanes of a subgroup that share weight fetches (the
@@ -69,7 +75,7 @@ layout(constant_id = 22) const float ACT_HI = 0.0;
 layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
-const bool ACT = (FLAGS & 16) != 0, SHUF = (FLAGS & 32) != 0;
+const bool ACT = (FLAGS & 16) != 0, SHUF = (FLAGS & 32) != 0, MASK = (FLAGS & 64) != 0;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -99,6 +105,12 @@ layout(set = 0, binding = 1) uniform samplerBuffer x;           // in: [N, G*CI,
 layout(set = 0, binding = 2) uniform samplerBuffer wt;          // w: [G, CO/BC, CI, NWT] rgba32f, each
                                                                 //    NWT texels = [KH, KW, BC] zero-padded;
                                                                 // then with bias b: [G, CO/BC, NBT]
+// With MASK: the activation's output, laid out like "out" (rgba32f view
+// where stores are 4 columns, else r32f), and the run-time ReLU gradient mode.
+layout(set = 0, binding = 3) uniform samplerBuffer act_y;
+layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
+
+#include "common/relu_mode.glsl"
 
 // Whether tile row r and tap kh meet (exact division), and the in row
 // relative to the tile's.
@@ -205,6 +217,7 @@ void main()
     if (ACT)
         [[unroll]] for (uint k = 0; k < BC * PH * PW; ++k)
             acc[k] = min(max(acc[k], ACT_LO), ACT_HI);
+    const uint mode = MASK ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
     [[unroll]] for (uint i = 0; i < BC; ++i) {
         if (m0 + i >= CO)
             break;
@@ -214,16 +227,26 @@ void main()
             const uint a = (i * PH + r) * PW;
             if (YV4) {
                 [[unroll]] for (uint j = 0; j < PW; j += 4) {
-                    const vec4 v = vec4(acc[a + j], acc[a + j + 1], acc[a + j + 2], acc[a + j + 3]);
+                    vec4 v = vec4(acc[a + j], acc[a + j + 1], acc[a + j + 2], acc[a + j + 3]);
                     const uint idx = (yo + oy * OW + ox0 + j) / 4;
-                    if (live && oy < OH && ox0 + j < OW)
+                    if (live && oy < OH && ox0 + j < OW) {
+                        if (MASK) {
+                            const vec4 s = texelFetch(act_y, int(idx));
+                            [[unroll]] for (uint c = 0; c < 4; ++c)
+                                v[c] = lvk_relu_grad(mode, s[c], v[c], ACT_LO, ACT_HI);
+                        }
                         y4[idx] = BWD ? y4[idx] + v : v;
+                    }
                 }
             } else {
                 [[unroll]] for (uint j = 0; j < PW; ++j) {
                     const uint idx = yo + oy * OW + ox0 + j;
-                    if (live && oy < OH && ox0 + j < OW)
-                        y[idx] = BWD ? y[idx] + acc[a + j] : acc[a + j];
+                    if (live && oy < OH && ox0 + j < OW) {
+                        float v = acc[a + j];
+                        if (MASK)
+                            v = lvk_relu_grad(mode, texelFetch(act_y, int(idx)).x, v, ACT_LO, ACT_HI);
+                        y[idx] = BWD ? y[idx] + v : v;
+                    }
                 }
             }
         }

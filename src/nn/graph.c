@@ -261,6 +261,7 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
     memset(n, 0, sizeof *n);
     m->nnodes++; /* counted first so lvk_graph_destroy frees a half-built node */
     n->act = -1;
+    n->bwd_act = -1;
     n->op_type = dupstr(op_type);
     n->name = dupstr(name && *name ? name : (noutputs > 0 ? outputs[0] : op_type));
     n->inputs = lvk_calloc((size_t)LVK_MAX(ninputs, 1), sizeof *n->inputs);
@@ -425,6 +426,14 @@ static int alias_root(const struct lvk_model *m, int v)
  * (a full read and write of the tensor) disappears. The activation's
  * backward still runs, taking its gradient mask from its output (y in
  * (0, hi) exactly when x is). Requested tensors are never fused away.
+ *
+ * Likewise each such activation whose output y one node alone reads, and
+ * whose backward can apply the mask (a Conv on lavapipe), hands its
+ * backward to that node: it masks the gradient of y as it stores it and
+ * writes the gradient of the activation's input, saving a pass that reads
+ * and writes a whole gradient; y then has no gradient buffer. The reader computes each element of y's
+ * gradient whole, so the mask, which may depend on the gradient's sign
+ * (lvk_relu_mode), sees the final value.
  * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
 static void fuse_activations(struct lvk_model *m, const bool *requested)
 {
@@ -453,6 +462,24 @@ static void fuse_activations(struct lvk_model *m, const bool *requested)
             continue;
         c->act = i;
         a->fused = true;
+    }
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *a = &m->nodes[i];
+        float lo, hi;
+        if (!a->needed || !a->def->clamp_bounds || a->ninputs < 1 || a->inputs[0] < 0 ||
+            a->outputs[0] < 0 || !a->def->clamp_bounds(a, &lo, &hi))
+            continue;
+        const int y = a->outputs[0];
+        if (requested[y] || readers[y] != 1 || !m->values[a->inputs[0]].on_grad_path)
+            continue;
+        for (int j = 0; j < m->nnodes; j++) {
+            struct lvk_node *r = &m->nodes[j];
+            if (!r->needed || r->ninputs < 1 || r->inputs[0] != y || r->bwd_act >= 0 ||
+                !r->def->fuses_clamp_bwd || !r->def->fuses_clamp_bwd(r))
+                continue;
+            r->bwd_act = i;
+            a->bwd_fused = true;
+        }
     }
     free(readers);
 }
@@ -564,7 +591,11 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     const int first_grad = nb;
     for (int v = 0; v < m->nvalues; v++) {
         const struct lvk_value *val = &m->values[v];
-        if (val->needed && val->alias_of < 0 && val->dtype == LVK_DTYPE_F32 && val->on_grad_path) {
+        /* The output of an activation whose backward its reader applies has
+         * no gradient of its own (fuse_activations). */
+        const bool masked_away = val->producer >= 0 && m->nodes[val->producer].bwd_fused;
+        if (val->needed && val->alias_of < 0 && val->dtype == LVK_DTYPE_F32 && val->on_grad_path &&
+            !masked_away) {
             val_grad[v] = nb;
             sizes[nb++] = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
         }
@@ -656,8 +687,10 @@ bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bo
         return false;
     if (!bwd)
         return n->def->fwd && !n->fused;
-    if (!n->def->bwd)
+    if (!n->def->bwd || n->bwd_fused)
         return false;
+    if (n->bwd_act >= 0)
+        return true;
     for (int k = 0; k < n->ninputs; k++)
         if (n->inputs[k] >= 0 && m->values[n->inputs[k]].grad)
             return true;

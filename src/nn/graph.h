@@ -108,6 +108,13 @@ struct lvk_node {
      * producer's output is never stored. */
     int act;
     bool fused;
+    /* The same for the backward (fuse_activations): on the one node that
+     * reads the activation's output, the index of the activation whose
+     * gradient mask its backward applies as it stores, writing the gradient
+     * of the activation's input directly (else -1); on the activation,
+     * `bwd_fused`: its backward does not run. */
+    int bwd_act;
+    bool bwd_fused;
 
     /* Op-private state from prepare(), released with free(). */
     void *priv;
@@ -149,6 +156,10 @@ struct lvk_op_def {
     bool (*clamp_bounds)(const struct lvk_node *n, float *lo, float *hi);
     /* Producers whose forward can apply such a clamp (see lvk_node.act). */
     bool fuses_clamp;
+    /* Whether the node's backward can apply such a clamp's gradient mask to
+     * the gradient of its input 0 as it stores it (see lvk_node.bwd_act).
+     * NULL: it cannot. Called after prepare(). */
+    bool (*fuses_clamp_bwd)(const struct lvk_node *n);
     /* Whether the recorded passes read input k's device buffer. NULL: they
      * do. A constant no pass reads on the device (Conv weights re-laid out
      * into the op's own buffers) gets no device copy. Called after

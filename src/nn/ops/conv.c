@@ -119,7 +119,8 @@ enum {
     TX_SG, TX_NSPEC
 };
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
-enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32 };
+enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32,
+       TX_MASK = 64 };
 
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group), PH x PW pixels of an oh x ow map in multiples of uh x uw (the
@@ -444,15 +445,26 @@ static lvk_status conv_prepare(struct lvk_model *m, struct lvk_node *n)
 
 /* ---- record ------------------------------------------------------------------------- */
 
-/* binds: out, in, weights, bias (classic forward only). */
+/* binds: out, in, weights, bias (classic forward only); for the texel
+ * kernel, mask: the activation output whose gradient mask the backward
+ * applies (TX_MASK), else NULL. */
 static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
                               const struct conv_pass *pass, struct lvk_bind *binds,
-                              uint32_t nbinds, struct lvk_cmd *cmd, const char *label)
+                              uint32_t nbinds, struct lvk_buf *mask, struct lvk_cmd *cmd,
+                              const char *label)
 {
     if (pass->kind == CONV_TEXEL) {
         binds[1].format = pass->in_format;
         binds[2] = (struct lvk_bind)LVK_B(n->extra[pass->wslot]);
-        nbinds = 3;
+        /* The mask is read where the kernel stores: 4 columns at a time
+         * when it stores so. Unmasked, the bindings are there but unread. */
+        const uint32_t *s = pass->spec;
+        bool yv4 = s[TX_PW] % 4 + s[TX_OW] % 4 == 0;
+        binds[3] = mask ? (struct lvk_bind)LVK_B(mask) : binds[1];
+        if (mask)
+            binds[3].format = yv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+        binds[4] = (struct lvk_bind)LVK_B(m->ctrl);
+        nbinds = 5;
     }
     const struct lvk_pipeline *pipe = lvk_pipeline_get(m->ctx, pass->shader, pass->spec,
                                                        pass->nspec);
@@ -485,9 +497,9 @@ static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
         pass.spec[texel ? TX_ACT_HI : CL_ACT_HI] = lvk_spec_f32(hi);
     }
     /* Without bias the shader reads no b; bind the weights in its place. */
-    struct lvk_bind binds[4] = {LVK_B(y->buf), LVK_B(x->buf), LVK_B(w->buf),
+    struct lvk_bind binds[5] = {LVK_B(y->buf), LVK_B(x->buf), LVK_B(w->buf),
                                 LVK_B(b ? b->buf : w->buf)};
-    return conv_record(m, n, &pass, binds, 4, cmd, "conv2d_fwd");
+    return conv_record(m, n, &pass, binds, 4, NULL, cmd, "conv2d_fwd");
 }
 
 static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
@@ -499,10 +511,25 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
         return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
                              "gradients w.r.t. convolution weights or bias are not supported "
                              "(they are frozen); make them initializers");
-    if (!x->grad || !y->grad)
+    /* With the backward of the activation before it (graph.h: bwd_act), the
+     * kernel masks what it stores and writes the activation input's
+     * gradient; x, the activation's output, has none. */
+    struct conv_pass pass = p->bwd;
+    struct lvk_buf *dx = x->grad, *mask = NULL;
+    if (n->bwd_act >= 0) {
+        const struct lvk_node *a = &m->nodes[n->bwd_act];
+        float lo, hi;
+        LVK_ASSERT(pass.kind == CONV_TEXEL && a->def->clamp_bounds(a, &lo, &hi));
+        dx = lvk_in(m, a, 0)->grad;
+        mask = x->buf;
+        pass.spec[TX_FLAGS] |= TX_MASK;
+        pass.spec[TX_ACT_LO] = lvk_spec_f32(lo);
+        pass.spec[TX_ACT_HI] = lvk_spec_f32(hi);
+    }
+    if (!dx || !y->grad)
         return LVK_OK;
-    struct lvk_bind binds[3] = {LVK_B(x->grad), LVK_B(y->grad), LVK_B(w->buf)};
-    return conv_record(m, n, &p->bwd, binds, 3, cmd, "conv2d_bwd_data");
+    struct lvk_bind binds[5] = {LVK_B(dx), LVK_B(y->grad), LVK_B(w->buf)};
+    return conv_record(m, n, &pass, binds, 3, mask, cmd, "conv2d_bwd_data");
 }
 
 /* The texel kernels read weights and bias from the node's re-laid-out
@@ -515,12 +542,20 @@ static bool conv_reads_input(const struct lvk_node *n, int k)
     return p->fwd.kind == CONV_CLASSIC || (k == 1 && p->bwd.kind == CONV_CLASSIC);
 }
 
+/* The texel kernel's backward can apply an activation's gradient mask. */
+static bool conv_fuses_clamp_bwd(const struct lvk_node *n)
+{
+    const struct conv_priv *p = n->priv;
+    return p && p->bwd.kind == CONV_TEXEL;
+}
+
 static const struct lvk_op_def conv_def = {
     .op_type = "Conv",
     .prepare = conv_prepare,
     .fwd = conv_fwd,
     .bwd = conv_bwd,
     .fuses_clamp = true,
+    .fuses_clamp_bwd = conv_fuses_clamp_bwd,
     .reads_input = conv_reads_input,
 };
 
