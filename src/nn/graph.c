@@ -431,9 +431,9 @@ static int alias_root(const struct lvk_model *m, int v)
  * whose backward can apply the mask (a Conv on lavapipe), hands its
  * backward to that node: it masks the gradient of y as it stores it and
  * writes the gradient of the activation's input, saving a pass that reads
- * and writes a whole gradient; y then has no gradient buffer. The reader computes each element of y's
- * gradient whole, so the mask, which may depend on the gradient's sign
- * (lvk_relu_mode), sees the final value.
+ * and writes a whole gradient; y then has no gradient buffer. The reader
+ * computes each element of y's gradient whole, so the mask, which may
+ * depend on the gradient's sign (lvk_relu_mode), sees the final value.
  * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
 static void fuse_activations(struct lvk_model *m, const bool *requested)
 {

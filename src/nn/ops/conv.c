@@ -123,23 +123,26 @@ enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_
        TX_MASK = 64 };
 
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
- * per group), PH x PW pixels of an oh x ow map in multiples of uh x uw (the
- * tile origins must be multiples of the backward strides, and of 4 in-map
- * columns for 4-column texels); kh x kw taps; lane_blocks: the lanes take
- * channel blocks of one tile. Measured on lavapipe (bench/conv_layers.c):
- * up to 128 accumulators per invocation pay off (LLVM spills more; 64 for
- * depthwise layers, with little to reuse), 8 channels x 2 rows x 8 columns
- * is best for 3x3 (rows share in rows across taps), 8 x 16 for 1x1; lanes
- * of a SIMD group (8) without a tile idle. */
+ * per group, at most max_bc), PH x PW pixels of an oh x ow map in multiples
+ * of uh x uw (the tile origins must be multiples of the backward strides,
+ * and of 4 in-map columns for 4-column texels); kh x kw taps; lane_blocks:
+ * the lanes take channel blocks of one tile. Measured on lavapipe
+ * (bench/conv_layers.c): up to 128 accumulators per invocation pay off
+ * (LLVM spills more; 64 for depthwise layers, with little to reuse); with
+ * weights fetched by each lane, 8 channels x 2 rows x 8 columns is best for
+ * 3x3 (rows share in rows across taps), 8 x 16 for 1x1; with weights shared
+ * by shuffles, 16 channels (each input fetch serves more of them: 1x1
+ * layers 1.1-1.5x faster); lanes of a SIMD group (8) without a tile idle. */
 static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint32_t uw,
-                        uint32_t kh, uint32_t kw, bool lane_blocks, uint32_t *bc,
-                        uint32_t *pw, uint32_t *ph)
+                        uint32_t kh, uint32_t kw, bool lane_blocks, uint32_t max_bc,
+                        uint32_t *bc, uint32_t *pw, uint32_t *ph)
 {
-    /* Channels: all when few; else 5 to 8, the block wasting least of co. */
+    /* Channels: all when few; else 5/8 of max_bc to max_bc, the block
+     * wasting least of co. */
     *bc = co;
-    if (co > 8) {
-        *bc = 8;
-        for (uint32_t b = 8; b >= 5; b--)
+    if (co > max_bc) {
+        *bc = max_bc;
+        for (uint32_t b = max_bc; b >= max_bc * 5 / 8; b--)
             if (LVK_CEIL_DIV(co, b) * b < LVK_CEIL_DIV(co, *bc) * *bc)
                 *bc = b;
     }
@@ -214,16 +217,24 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     bool xv4 = iw % 4 == 0;
     if (xv4)
         uw = bwd ? 4 * uw : 4;
+    /* The lanes of a tile-per-lane workgroup share one weight block: on
+     * lavapipe, whose subgroups are fixed-size runs of the workgroup, each
+     * fetches part and shuffles hand it round (GoogLeNet's forward and
+     * backward at 128 px, batch 8: 9% and 17% faster), which makes wider
+     * channel blocks pay. */
+    const struct lvk_ctx *ctx = m->ctx;
+    const bool shuffle = ctx->is_lavapipe && !lvk_env_on("LVK_NO_SHUFFLE");
     /* Channel blocks across lanes: depthwise-like layers (a block would be a
      * few channels) and maps too small for 8 tiles, when there are enough
      * blocks for the lanes. */
     uint32_t *s = pass->spec;
     memset(s, 0, sizeof pass->spec);
-    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, 8, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
     uint32_t tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     bool lane_blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]) >= 8 && (co <= 4 || tiles < 8);
-    if (lane_blocks) {
-        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, true, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+    if (lane_blocks || shuffle) {
+        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks, lane_blocks ? 8 : 16,
+                    &s[TX_BC], &s[TX_PW], &s[TX_PH]);
         tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     }
     uint32_t blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]);
@@ -245,13 +256,8 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     s[TX_LANES] = 8;
     while (s[TX_LANES] < 32 && s[TX_LANES] < across)
         s[TX_LANES] *= 2;
-    /* The lanes of a tile-per-lane workgroup share one weight block: on
-     * lavapipe, whose subgroups are fixed-size runs of the workgroup, each
-     * fetches part and shuffles hand it round (GoogLeNet's forward and
-     * backward at 128 px, batch 8: 9% and 17% faster). */
-    const struct lvk_ctx *ctx = m->ctx;
     s[TX_SG] = 1;
-    if (!lane_blocks && ctx->is_lavapipe && !lvk_env_on("LVK_NO_SHUFFLE")) {
+    if (!lane_blocks && shuffle) {
         s[TX_FLAGS] |= TX_SHUF;
         s[TX_SG] = LVK_MIN(ctx->info.subgroup_size, s[TX_LANES]);
     }
@@ -457,7 +463,8 @@ static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
         binds[1].format = pass->in_format;
         binds[2] = (struct lvk_bind)LVK_B(n->extra[pass->wslot]);
         /* The mask is read where the kernel stores: 4 columns at a time
-         * when it stores so. Unmasked, the bindings are there but unread. */
+         * when it stores so (the shader's YV4). Unmasked, the bindings are
+         * there but unread. */
         const uint32_t *s = pass->spec;
         bool yv4 = s[TX_PW] % 4 + s[TX_OW] % 4 == 0;
         binds[3] = mask ? (struct lvk_bind)LVK_B(mask) : binds[1];
