@@ -13,12 +13,18 @@
 // an element that forward copied to several places (reflect and edge
 // padding, repeated gather indices, broadcasts), so backward is a gather and
 // needs no atomics. The source and destination never overlap.
+// A backward copy into the gradient of a Relu/ReLU6's output may apply the
+// activation's gradient mask and store into the gradient of its input
+// instead (FLAGS bit 2; lvk_node.bwd_fused): dst is then that gradient, and
+// mask the activation's output, indexed like dst.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 256) in;
 #include "common/index.glsl"
+#include "common/relu_mode.glsl"
 
-// Bit 0: accumulate into dst; bits 8..13: axes read through the table;
-// bits 16..21: which of those tables are direct.
+// Bit 0: accumulate into dst; bit 2: apply an activation's gradient mask;
+// bits 8..13: axes read through the table; bits 16..21: which of those
+// tables are direct.
 layout(constant_id = 0) const uint FLAGS = 0;
 // Iteration shape, outermost first; unused leading axes are 1.
 layout(constant_id = 1) const int S0 = 1;
@@ -51,13 +57,19 @@ layout(constant_id = 21) const float FILL = 0.0;
 // bounds (absolute word offsets) followed by the lists; its last bound is
 // where the next axis' table starts.
 layout(constant_id = 22) const uint TABLE_BASE = 0;
+// With the mask: the activation's bounds.
+layout(constant_id = 23) const float ACT_LO = 0.0;
+layout(constant_id = 24) const float ACT_HI = 0.0;
 
 // dst is read too when accumulating.
 layout(std430, set = 0, binding = 0) buffer Dst { float dst[]; };             // dst: view (S, D*)
 layout(std430, set = 0, binding = 1) readonly buffer Src { float src[]; };    // src: view (S, R*)
 layout(std430, set = 0, binding = 2) readonly buffer Table { uint table[]; }; // table: TABLE_BASE
+layout(std430, set = 0, binding = 3) readonly buffer Mask { float mask[]; };   // mask: like dst
+layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl; // struct lvk_ctrl
 
 const bool ACCUMULATE = (FLAGS & 1u) != 0u;
+const bool MASK = (FLAGS & 4u) != 0u;
 const uint TABLE_MASK = (FLAGS >> 8) & 63u;
 const uint DIRECT_MASK = (FLAGS >> 16) & 63u;
 const uint NONE = 0xffffffffu;
@@ -122,6 +134,8 @@ void main()
         }
     }
 
+    if (MASK)
+        v = lvk_relu_grad(ctrl.relu_mode, mask[o], v, ACT_LO, ACT_HI);
     if (ACCUMULATE)
         dst[o] += v;
     else

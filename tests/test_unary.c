@@ -165,11 +165,14 @@ static float expected_grad(enum lvk_relu_mode mode, float x, float g, float lo, 
  * each mode. Every (sign of g) x (below / inside / above) pair occurs. With
  * `fused`, x first goes through an identity 1x1 Conv, into which planning
  * fuses the activation (graph.h, lvk_node.act): the activation's backward
- * then takes its mask from y, and must give the same gradients. With
- * `reader`, y goes on through a second identity 1x1 Conv to z, which is
- * seeded instead; on the texel kernel that Conv's backward applies the
- * activation's mask (lvk_node.bwd_act). */
-static void check_modes(bool relu6, bool fused, bool reader)
+ * then takes its mask from y, and must give the same gradients. With a
+ * `reader`, y goes on to z, which is seeded instead: through a second
+ * identity 1x1 Conv, whose backward applies the activation's mask on the
+ * texel kernel (lvk_node.bwd_fused), or concatenated with a constant, whose
+ * backward copy applies it on every device. */
+enum reader { NO_READER, CONV_READER, CONCAT_READER };
+
+static void check_modes(bool relu6, bool fused, enum reader reader)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
     if (!ctx)
@@ -196,19 +199,30 @@ static void check_modes(bool relu6, bool fused, bool reader)
     const char *const clip_in[] = {fused ? "c" : "x", "lo", "hi"}, *const out[] = {"y"};
     assert_int_equal(lvk_graph_add_node(m, relu6 ? "Clip" : "Relu", "act", clip_in,
                                         relu6 ? 3 : 1, out, 1, NULL, 0), LVK_OK);
-    const char *const reader_in[] = {"y", "w"}, *const reader_out[] = {"z"};
-    if (reader)
-        assert_int_equal(lvk_graph_add_node(m, "Conv", "reader", reader_in, 2, reader_out, 1,
-                                            NULL, 0), LVK_OK);
+    const char *const reader_in[] = {"y", reader == CONV_READER ? "w" : "k"};
+    const char *const reader_out[] = {"z"};
+    const struct lvk_attr axis1 = {.name = "axis", .type = LVK_ATTR_INT, .i = 1};
+    float k_values[N], gz[2 * N];
+    for (int i = 0; i < N; ++i) {
+        k_values[i] = (float)i;
+        gz[i] = g[i];               /* z's first N values are y */
+        gz[N + i] = 1.0f;
+    }
+    assert_true(lvk_graph_add_const(m, "k", LVK_DTYPE_F32, &s, k_values) >= 0);
+    if (reader != NO_READER)
+        assert_int_equal(lvk_graph_add_node(m, reader == CONV_READER ? "Conv" : "Concat", "reader",
+                                            reader_in, 2, reader_out, 1,
+                                            reader == CONCAT_READER ? &axis1 : NULL,
+                                            reader == CONCAT_READER), LVK_OK);
     assert_int_equal(lvk_graph_mark_output(m, reader ? "z" : "y"), LVK_OK);
     const struct lvk_model_opts opts = {.gradients = 1};
     assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
     if (fused)
         assert_true(m->nodes[0].act == 1 && m->nodes[1].fused);
     const char *kernel = getenv("LVK_CONV_KERNEL");
-    if (reader && lvk_test_ctx()->is_lavapipe && !(kernel && strcmp(kernel, "classic") == 0))
-        assert_true(m->nodes[fused ? 2 : 1].bwd_act == (fused ? 1 : 0) &&
-                    m->nodes[fused ? 1 : 0].bwd_fused);
+    const bool texel = lvk_test_ctx()->is_lavapipe && !(kernel && strcmp(kernel, "classic") == 0);
+    if (reader == CONCAT_READER || (reader == CONV_READER && texel))
+        assert_true(m->nodes[fused ? 1 : 0].bwd_fused);
     assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
     float y[N];
@@ -221,13 +235,18 @@ static void check_modes(bool relu6, bool fused, bool reader)
     for (size_t k = 0; k < sizeof modes / sizeof modes[0]; ++k) {
         float grad[N];
         assert_int_equal(lvk_graph_set_relu_mode(m, modes[k]), LVK_OK);
-        assert_int_equal(lvk_model_backward(m, reader ? "z" : "y", g, N, grad, N), LVK_OK);
+        assert_int_equal(reader == CONCAT_READER
+                             ? lvk_model_backward(m, "z", gz, 2 * N, grad, N)
+                             : lvk_model_backward(m, reader ? "z" : "y", g, N, grad, N),
+                         LVK_OK);
         for (int i = 0; i < N; ++i) {
             float want = expected_grad(modes[k], x[i], g[i], 0.0f, hi);
             if (grad[i] != want)
                 fail_msg("%s%s%s mode %d: x = %g, g = %g: got %g, want %g",
                          relu6 ? "ReLU6" : "Relu", fused ? " fused into Conv" : "",
-                         reader ? ", masked by the next Conv" : "",
+                         reader == CONV_READER     ? ", masked by the next Conv"
+                         : reader == CONCAT_READER ? ", masked by Concat"
+                                                   : "",
                          (int)modes[k], x[i], g[i], grad[i], want);
         }
     }
@@ -237,12 +256,14 @@ static void check_modes(bool relu6, bool fused, bool reader)
 
 static void test_relu_modes(void **state)
 {
-    check_modes(false, false, false);
+    check_modes(false, false, NO_READER);
+    check_modes(false, false, CONCAT_READER);
 }
 
 static void test_relu6_modes(void **state)
 {
-    check_modes(true, false, false);
+    check_modes(true, false, NO_READER);
+    check_modes(true, false, CONCAT_READER);
 }
 
 /* Both conv kernel families apply the fused activation (src/nn/ops/conv.c),
@@ -252,9 +273,10 @@ static void check_fused_modes(bool relu6)
     for (int k = 0; k < 2; k++) {
         if (k == 1)
             setenv("LVK_CONV_KERNEL", "classic", 1);
-        check_modes(relu6, true, false);
-        check_modes(relu6, true, true);
-        check_modes(relu6, false, true);
+        check_modes(relu6, true, NO_READER);
+        check_modes(relu6, true, CONV_READER);
+        check_modes(relu6, false, CONV_READER);
+        check_modes(relu6, true, CONCAT_READER);
     }
     unsetenv("LVK_CONV_KERNEL");
 }

@@ -261,7 +261,6 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
     memset(n, 0, sizeof *n);
     m->nnodes++; /* counted first so lvk_graph_destroy frees a half-built node */
     n->act = -1;
-    n->bwd_act = -1;
     n->op_type = dupstr(op_type);
     n->name = dupstr(name && *name ? name : (noutputs > 0 ? outputs[0] : op_type));
     n->inputs = lvk_calloc((size_t)LVK_MAX(ninputs, 1), sizeof *n->inputs);
@@ -473,12 +472,10 @@ static void fuse_activations(struct lvk_model *m, const bool *requested)
         if (requested[y] || readers[y] != 1 || !m->values[a->inputs[0]].on_grad_path)
             continue;
         for (int j = 0; j < m->nnodes; j++) {
-            struct lvk_node *r = &m->nodes[j];
-            if (!r->needed || r->ninputs < 1 || r->inputs[0] != y || r->bwd_act >= 0 ||
-                !r->def->fuses_clamp_bwd || !r->def->fuses_clamp_bwd(r))
-                continue;
-            r->bwd_act = i;
-            a->bwd_fused = true;
+            const struct lvk_node *r = &m->nodes[j];
+            for (int k = 0; r->needed && k < r->ninputs; k++)
+                if (r->inputs[k] == y && r->def->fuses_clamp_bwd && r->def->fuses_clamp_bwd(r, k))
+                    a->bwd_fused = true;
         }
     }
     free(readers);
@@ -689,12 +686,25 @@ bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bo
         return n->def->fwd && !n->fused;
     if (!n->def->bwd || n->bwd_fused)
         return false;
-    if (n->bwd_act >= 0)
-        return true;
-    for (int k = 0; k < n->ninputs; k++)
-        if (n->inputs[k] >= 0 && m->values[n->inputs[k]].grad)
+    for (int k = 0; k < n->ninputs; k++) {
+        float lo, hi;
+        if (n->inputs[k] < 0)
+            continue;
+        const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[k], &lo, &hi);
+        if (m->values[n->inputs[k]].grad || (a && m->values[a->inputs[0]].grad))
             return true;
+    }
     return false;
+}
+
+const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, float *lo, float *hi)
+{
+    int p = m->values[v].producer;
+    if (p < 0 || !m->nodes[p].bwd_fused)
+        return NULL;
+    const struct lvk_node *a = &m->nodes[p];
+    LVK_ASSERT(a->def->clamp_bounds(a, lo, hi));
+    return a;
 }
 
 lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd)

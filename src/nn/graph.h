@@ -108,12 +108,11 @@ struct lvk_node {
      * producer's output is never stored. */
     int act;
     bool fused;
-    /* The same for the backward (fuse_activations): on the one node that
-     * reads the activation's output, the index of the activation whose
-     * gradient mask its backward applies as it stores, writing the gradient
-     * of the activation's input directly (else -1); on the activation,
-     * `bwd_fused`: its backward does not run. */
-    int bwd_act;
+    /* The same for the backward (fuse_activations), on the activation:
+     * the one node that reads its output applies its gradient mask as it
+     * stores that input's gradient, writing the gradient of the
+     * activation's input instead (lvk_graph_grad_mask); the activation's
+     * backward does not run and its output has no gradient buffer. */
     bool bwd_fused;
 
     /* Op-private state from prepare(), released with free(). */
@@ -157,9 +156,10 @@ struct lvk_op_def {
     /* Producers whose forward can apply such a clamp (see lvk_node.act). */
     bool fuses_clamp;
     /* Whether the node's backward can apply such a clamp's gradient mask to
-     * the gradient of its input 0 as it stores it (see lvk_node.bwd_act).
-     * NULL: it cannot. Called after prepare(). */
-    bool (*fuses_clamp_bwd)(const struct lvk_node *n);
+     * the gradient of its input k as it stores it, computing each element
+     * of it whole (see lvk_node.bwd_fused). NULL: it cannot. Called after
+     * prepare(). */
+    bool (*fuses_clamp_bwd)(const struct lvk_node *n, int k);
     /* Whether the recorded passes read input k's device buffer. NULL: they
      * do. A constant no pass reads on the device (Conv weights re-laid out
      * into the op's own buffers) gets no device copy. Called after
@@ -242,6 +242,13 @@ lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *
  * gradient): the rule the two recordings below follow, for tools that
  * record node by node (bench/bench_forward.c times each node). */
 bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bool bwd);
+
+/* For value v, read by a node whose backward applies the gradient mask of
+ * the activation that produced v (lvk_node.bwd_fused): that activation, its
+ * bounds in *lo, *hi; the reader then writes the gradient of the
+ * activation's input (lvk_in(m, act, 0)->grad) and takes the mask from v's
+ * buffer. Else NULL. */
+const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, float *lo, float *hi);
 /* Records one node's forward or backward; errors name the node. */
 lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd);
 /* Records the forward pass of every needed node. */

@@ -153,12 +153,22 @@ static lvk_status split_prepare(struct lvk_model *m, struct lvk_node *n)
     return lvk_view_finish(m, n, p);
 }
 
+/* Each input's gradient is one backward copy that writes every element of
+ * it once: it can apply an activation's gradient mask on the way. */
+static bool concat_fuses_clamp_bwd(const struct lvk_node *n, int k)
+{
+    (void)n;
+    (void)k;
+    return true;
+}
+
 static const struct lvk_op_def concat_def = {
     .op_type = "Concat",
     .prepare = concat_prepare,
     .fold = lvk_view_fold,
     .fwd = lvk_view_fwd,
     .bwd = lvk_view_bwd,
+    .fuses_clamp_bwd = concat_fuses_clamp_bwd,
 };
 
 static const struct lvk_op_def split_def = {

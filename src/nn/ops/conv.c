@@ -518,15 +518,15 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
         return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
                              "gradients w.r.t. convolution weights or bias are not supported "
                              "(they are frozen); make them initializers");
-    /* With the backward of the activation before it (graph.h: bwd_act), the
-     * kernel masks what it stores and writes the activation input's
+    /* With the backward of the activation before it (graph.h: bwd_fused),
+     * the kernel masks what it stores and writes the activation input's
      * gradient; x, the activation's output, has none. */
     struct conv_pass pass = p->bwd;
     struct lvk_buf *dx = x->grad, *mask = NULL;
-    if (n->bwd_act >= 0) {
-        const struct lvk_node *a = &m->nodes[n->bwd_act];
-        float lo, hi;
-        LVK_ASSERT(pass.kind == CONV_TEXEL && a->def->clamp_bounds(a, &lo, &hi));
+    float lo, hi;
+    const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[0], &lo, &hi);
+    if (a) {
+        LVK_ASSERT(pass.kind == CONV_TEXEL);
         dx = lvk_in(m, a, 0)->grad;
         mask = x->buf;
         pass.spec[TX_FLAGS] |= TX_MASK;
@@ -549,11 +549,12 @@ static bool conv_reads_input(const struct lvk_node *n, int k)
     return p->fwd.kind == CONV_CLASSIC || (k == 1 && p->bwd.kind == CONV_CLASSIC);
 }
 
-/* The texel kernel's backward can apply an activation's gradient mask. */
-static bool conv_fuses_clamp_bwd(const struct lvk_node *n)
+/* The texel kernel's backward can apply an activation's gradient mask to
+ * the gradient of x. */
+static bool conv_fuses_clamp_bwd(const struct lvk_node *n, int k)
 {
     const struct conv_priv *p = n->priv;
-    return p && p->bwd.kind == CONV_TEXEL;
+    return k == 0 && p && p->bwd.kind == CONV_TEXEL;
 }
 
 static const struct lvk_op_def conv_def = {

@@ -19,7 +19,8 @@
 /* Specialization constants of shaders/view_copy.comp: flags, 6 sizes, 6 dst
  * strides, 6 src strides, dst base, src base, fill, table base. */
 enum { SPEC_FLAGS = 0, SPEC_SIZE = 1, SPEC_DST = 7, SPEC_SRC = 13, SPEC_DST_BASE = 19,
-       SPEC_SRC_BASE = 20, SPEC_FILL = 21, SPEC_TABLE = 22, SPEC_COUNT = 23 };
+       SPEC_SRC_BASE = 20, SPEC_FILL = 21, SPEC_TABLE = 22, SPEC_ACT_LO = 23, SPEC_ACT_HI = 24,
+       SPEC_COUNT = 25 };
 _Static_assert(SPEC_COUNT <= LVK_MAX_SPEC, "view_copy.comp specialization constants");
 _Static_assert(LVK_MAX_DIMS == 6, "view_copy.comp handles 6 dims");
 
@@ -320,6 +321,12 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
         const struct lvk_value *sv = &m->values[s->src], *dv = &m->values[s->dst];
         const struct lvk_buf *src = bwd ? sv->grad : sv->buf;
         const struct lvk_buf *dst = bwd ? dv->grad : dv->buf;
+        /* Into the gradient of an activation's output whose backward this
+         * node applies (graph.h: bwd_fused): masked, into its input's. */
+        float lo = 0, hi = 0;
+        const struct lvk_node *act = bwd ? lvk_graph_grad_mask(m, s->dst, &lo, &hi) : NULL;
+        if (act)
+            dst = lvk_in(m, act, 0)->grad;
         /* No buffer: an output nobody reads, or an input off the gradient path. */
         if (!src || !dst)
             continue;
@@ -327,8 +334,10 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
         /* Axes are right-aligned in the shader's six. */
         int off = LVK_MAX_DIMS - s->ndim;
         uint32_t spec[SPEC_COUNT] = {0};
-        spec[SPEC_FLAGS] = (bwd ? 1u : 0u) | (s->table_mask << (8 + off)) |
+        spec[SPEC_FLAGS] = (bwd ? 1u : 0u) | (act ? 4u : 0u) | (s->table_mask << (8 + off)) |
                            (s->direct_mask << (16 + off));
+        spec[SPEC_ACT_LO] = lvk_spec_f32(lo);
+        spec[SPEC_ACT_HI] = lvk_spec_f32(hi);
         for (int d = 0; d < LVK_MAX_DIMS; d++)
             spec[SPEC_SIZE + d] = 1;
         for (int d = 0; d < s->ndim; d++) {
@@ -344,10 +353,13 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
             lvk_pipeline_get(cmd->ctx, LVK_SHADER_VIEW_COPY, spec, SPEC_COUNT);
         if (!pipe)
             return LVK_ERR_VULKAN;
-        /* A copy without tables still binds something as the table. */
+        /* A copy without tables or mask still binds something in their place. */
         const struct lvk_buf *table = p->extra >= 0 ? n->extra[p->extra] : src;
-        LVK_CHECK(lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(dst), LVK_B(src), LVK_B(table)), 3,
-                                  NULL, 0, (uint64_t)count, bwd ? "view_copy_bwd" : "view_copy"));
+        const struct lvk_buf *mask = act ? dv->buf : src;
+        LVK_CHECK(lvk_dispatch_1d(cmd, pipe,
+                                  LVK_BINDS(LVK_B(dst), LVK_B(src), LVK_B(table), LVK_B(mask),
+                                            LVK_B(m->ctrl)),
+                                  5, NULL, 0, (uint64_t)count, bwd ? "view_copy_bwd" : "view_copy"));
     }
     return LVK_OK;
 }
