@@ -427,7 +427,7 @@ static int alias_root(const struct lvk_model *m, int v)
  * (0, hi) exactly when x is). Requested tensors are never fused away.
  *
  * Likewise each such activation whose output y one node alone reads, and
- * whose backward can apply the mask (a Conv on lavapipe), hands its
+ * whose backward can apply the mask (a Conv on lavapipe, a Concat), hands its
  * backward to that node: it masks the gradient of y as it stores it and
  * writes the gradient of the activation's input, saving a pass that reads
  * and writes a whole gradient; y then has no gradient buffer. The reader

@@ -17,7 +17,8 @@
 /* ---- view plans -------------------------------------------------------------------- */
 
 /* Specialization constants of shaders/view_copy.comp: flags, 6 sizes, 6 dst
- * strides, 6 src strides, dst base, src base, fill, table base. */
+ * strides, 6 src strides, dst base, src base, fill, table base, and the
+ * bounds of the activation whose gradient mask a backward copy applies. */
 enum { SPEC_FLAGS = 0, SPEC_SIZE = 1, SPEC_DST = 7, SPEC_SRC = 13, SPEC_DST_BASE = 19,
        SPEC_SRC_BASE = 20, SPEC_FILL = 21, SPEC_TABLE = 22, SPEC_ACT_LO = 23, SPEC_ACT_HI = 24,
        SPEC_COUNT = 25 };
