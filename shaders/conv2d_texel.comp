@@ -18,11 +18,10 @@
 // - every SSBO load is a loop over the 8 SIMD lanes, uniform address or not
 //   (and weights in a UBO measured slower still); a texel fetch is one
 //   vectorised gather, but costs about 25 multiply-adds however many lanes
-//   need it. Weights and input both
-//   come through texel buffers: the input as a row segment per lane, 4
-//   columns per texel where rows are a multiple of 4 long (XV = 4), else
-//   one; the weights of one in channel (all taps, BC out channels) as rgba32f
-//   texels the lanes share. With FLAGS & 32 each lane of a subgroup fetches
+//   need it. Weights and input both come through texel buffers: the input
+//   as a row segment per lane, 4 columns per texel where rows are a multiple
+//   of 4 long (XV = 4), else one; the weights of one in channel (all taps,
+//   BC out channels) as rgba32f texels the lanes share. With FLAGS & 32 each lane of a subgroup fetches
 //   a different one of those and subgroupShuffle hands them round (a vector
 //   extract on lavapipe): SG times fewer weight fetches.
 // - a variable carried around a loop is stored under the loop's lane mask at
@@ -35,9 +34,9 @@
 // with FLAGS & 8 the lanes take different channel blocks (or groups:
 // depthwise layers) of one tile instead, for maps with too few tiles to
 // fill the lanes, or groups with too few channels to fill a block.
-// Backward with FLAGS & 64, the gradient mask of a Relu/ReLU6 whose output
-// "out" is the gradient of (lvk_node.bwd_act) is applied as it stores: the
-// out buffer is then the gradient of the activation's input.
+// Backward with FLAGS & 64: "in" is the output of a Relu/ReLU6 whose
+// backward this kernel applies (lvk_node.bwd_fused): it masks each gradient
+// element as it stores it, into the gradient of the activation's input.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
