@@ -34,9 +34,10 @@
 // with FLAGS & 8 the lanes take different channel blocks (or groups:
 // depthwise layers) of one tile instead, for maps with too few tiles to
 // fill the lanes, or groups with too few channels to fill a block.
-// Backward with FLAGS & 64: "in" is the output of a Relu/ReLU6 whose
-// backward this kernel applies (lvk_node.bwd_fused): it masks each gradient
-// element as it stores it, into the gradient of the activation's input.
+// Backward with FLAGS & 64: the forward's x is the output of a Relu/ReLU6
+// whose backward this kernel applies (lvk_node.bwd_fused): it masks each
+// element of dx as it stores it, and "out" is the gradient of the
+// activation's input instead.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
