@@ -101,18 +101,23 @@ struct lvk_flops lvk_node_flops(const struct lvk_model *m, const struct lvk_node
     double mac = mac_flops(m, n);
     f.fwd = mac >= 0 ? mac : other_fwd(m, n);
 
-    /* Backward runs under the same condition as lvk_graph_record_backward's. */
-    if (!m->gradients || !n->def->bwd)
+    /* Backward: what lvk_graph_record_backward runs, per input it writes a
+     * gradient for. */
+    if (!m->gradients || !lvk_graph_node_runs(m, n, true))
         return f;
     for (int k = 0; k < n->ninputs; k++) {
         const struct lvk_value *x = in(m, n, k);
-        if (!x || !x->grad)
+        if (!x || !lvk_graph_input_grad(m, n, k))
             continue;
         /* Either multiplied operand (X and W, A and B) costs one forward;
-         * a bias one FLOP per element, like everything else. */
+         * a bias one FLOP per element, like everything else; a fused
+         * activation's mask one more per element (its own backward no
+         * longer runs). */
         if (mac >= 0 && k < 2)
             f.bwd += mac;
         else
+            f.bwd += count(x);
+        if (lvk_graph_grad_mask(m, n->inputs[k], NULL, NULL))
             f.bwd += count(x);
     }
     return f;

@@ -686,15 +686,17 @@ bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bo
         return n->def->fwd && !n->fused;
     if (!n->def->bwd || n->bwd_fused)
         return false;
-    for (int k = 0; k < n->ninputs; k++) {
-        float lo, hi;
-        if (n->inputs[k] < 0)
-            continue;
-        const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[k], &lo, &hi);
-        if (m->values[n->inputs[k]].grad || (a && m->values[a->inputs[0]].grad))
+    for (int k = 0; k < n->ninputs; k++)
+        if (n->inputs[k] >= 0 && lvk_graph_input_grad(m, n, k))
             return true;
-    }
     return false;
+}
+
+const struct lvk_buf *lvk_graph_input_grad(const struct lvk_model *m, const struct lvk_node *n,
+                                           int k)
+{
+    const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[k], NULL, NULL);
+    return a ? m->values[a->inputs[0]].grad : m->values[n->inputs[k]].grad;
 }
 
 const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, float *lo, float *hi)
@@ -703,7 +705,12 @@ const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, flo
     if (p < 0 || !m->nodes[p].bwd_fused)
         return NULL;
     const struct lvk_node *a = &m->nodes[p];
-    LVK_ASSERT(a->def->clamp_bounds(a, lo, hi));
+    float l, h;
+    LVK_ASSERT(a->def->clamp_bounds(a, &l, &h));
+    if (lo)
+        *lo = l;
+    if (hi)
+        *hi = h;
     return a;
 }
 

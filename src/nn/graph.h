@@ -245,10 +245,16 @@ bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bo
 
 /* For value v, read by a node whose backward applies the gradient mask of
  * the activation that produced v (lvk_node.bwd_fused): that activation, its
- * bounds in *lo, *hi; the reader then writes the gradient of the
- * activation's input (lvk_in(m, act, 0)->grad) and takes the mask from v's
- * buffer. Else NULL. */
+ * bounds in *lo, *hi (either may be NULL); the reader then writes the
+ * gradient of the activation's input (lvk_in(m, act, 0)->grad) and takes
+ * the mask from v's buffer. Else NULL. */
 const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, float *lo, float *hi);
+
+/* The gradient buffer node n's backward writes for its input k: the
+ * input's own, or with a fused activation mask the activation input's
+ * (lvk_graph_grad_mask); NULL when there is none. */
+const struct lvk_buf *lvk_graph_input_grad(const struct lvk_model *m, const struct lvk_node *n,
+                                           int k);
 /* Records one node's forward or backward; errors name the node. */
 lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd);
 /* Records the forward pass of every needed node. */
