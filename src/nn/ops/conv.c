@@ -50,6 +50,7 @@ struct conv_priv {
     struct conv_geom geom;
     uint32_t n;
     bool bias;
+    bool x_texels;          /* x fits a texel view (for a fused gradient mask) */
     struct conv_pass fwd, bwd;
 };
 
@@ -132,7 +133,8 @@ enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_
  * weights fetched by each lane, 8 channels x 2 rows x 8 columns is best for
  * 3x3 (rows share in rows across taps), 8 x 16 for 1x1; with weights shared
  * by shuffles, 16 channels (each input fetch serves more of them: 1x1
- * layers 1.1-1.5x faster); lanes of a SIMD group (8) without a tile idle. */
+ * layers 1.1-1.5x faster); lanes of a SIMD group (8) without a tile do no
+ * useful work (with shuffled weights they only fetch their share). */
 static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint32_t uw,
                         uint32_t kh, uint32_t kw, bool lane_blocks, uint32_t max_bc,
                         uint32_t *bc, uint32_t *pw, uint32_t *ph)
@@ -437,6 +439,7 @@ static lvk_status conv_prepare(struct lvk_model *m, struct lvk_node *n)
         .sh = (int32_t)st[0], .sw = (int32_t)st[1], .dh = (int32_t)dl[0], .dw = (int32_t)dl[1],
         .pt = (int32_t)pb[0], .pl = (int32_t)pb[1],
     };
+    p->x_texels = lvk_shape_count(&x->shape) <= m->ctx->limits.maxTexelBufferElements;
     LVK_CHECK(conv_pick(m, n, p, false));
     LVK_CHECK(conv_pick(m, n, p, true));
 
@@ -550,11 +553,11 @@ static bool conv_reads_input(const struct lvk_node *n, int k)
 }
 
 /* The texel kernel's backward can apply an activation's gradient mask to
- * the gradient of x. */
+ * the gradient of x, reading x through a texel view. */
 static bool conv_fuses_clamp_bwd(const struct lvk_node *n, int k)
 {
     const struct conv_priv *p = n->priv;
-    return k == 0 && p && p->bwd.kind == CONV_TEXEL;
+    return k == 0 && p && p->bwd.kind == CONV_TEXEL && p->x_texels;
 }
 
 static const struct lvk_op_def conv_def = {
