@@ -222,7 +222,9 @@ double cli_now(void)
 
 void cli_tensor_path(const char *dir, const char *tensor, const char *ext, char *out, size_t len)
 {
-    size_t k = (size_t)snprintf(out, len, "%s/", dir);
+    /* snprintf returns the length it wanted: a dir that fills out leaves
+     * k at len - 1, and the name below is cut to what fits. */
+    size_t k = LVK_MIN((size_t)snprintf(out, len, "%s/", dir), len - 1);
     const size_t tail = strlen(ext) + 1;
     for (const char *s = tensor; *s && k + tail < len; s++)
         out[k++] = (isalnum((unsigned char)*s) || *s == '.' || *s == '-' || *s == '_') ? *s : '_';

@@ -133,9 +133,6 @@ int cmd_atlas(int argc, char **argv)
         CLI_PREPROC_OPTIONS, {0, 0, 0, 0}};
     struct lvk_atlas_settings s;
     lvk_atlas_settings_default(&s);
-    /* The weight 'lucidvk render --diversity' uses, so both draw the same
-     * images for the same unit and settings. */
-    s.diversity_weight = LVK_DIVERSITY_WEIGHT_DEFAULT;
     double x;
     struct cli_preproc pre = {0};
     lvk_preproc_default(&pre.p);
