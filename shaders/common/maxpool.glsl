@@ -31,12 +31,12 @@ layout(constant_id = 12) const int DW = 1;
 // and onnxruntime do). A window with no pixel inside (possible only with
 // dilation) gives the lowest float and no arg-max, as onnxruntime does.
 #ifdef LOAD_X
-bool maxpool_window(uint i, out float best, out int arg)
+void maxpool_window(uint i, out float best, out int arg)
 {
     best = -3.402823466e38;
     arg = -1;
     if (i >= P * uint(OH * OW))
-        return false;
+        return;
     int ow = int(i % uint(OW));
     int oh = int(i / uint(OW) % uint(OH));
     uint base = i / uint(OH * OW) * uint(H * W);
@@ -57,7 +57,6 @@ bool maxpool_window(uint i, out float best, out int arg)
             }
         }
     }
-    return true;
 }
 
 void main()

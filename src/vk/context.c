@@ -455,12 +455,6 @@ static void save_pipeline_cache(struct lvk_ctx *ctx)
     free(data);
 }
 
-static bool env_flag(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
-
 lvk_status lvk_ctx_create(const struct lvk_ctx_opts *opts, lvk_ctx_t **out)
 {
     *out = NULL;
@@ -472,7 +466,7 @@ lvk_status lvk_ctx_create(const struct lvk_ctx_opts *opts, lvk_ctx_t **out)
     if (!ctx)
         return LVK_ERR_HOST_OOM;
     lvk_status st;
-    bool validation = opts->validation < 0 ? env_flag("LVK_VALIDATION") : opts->validation != 0;
+    bool validation = opts->validation < 0 ? lvk_env_on("LVK_VALIDATION") : opts->validation != 0;
     if (validation && !layer_available(k_validation_layer)) {
         fprintf(stderr, "lucidvk: %s not installed (apt-get install vulkan-validationlayers); "
                         "running without validation\n", k_validation_layer);
