@@ -108,11 +108,9 @@ static void check_case(const struct panel_case *pc)
         fail_msg("lucidvk render %s failed (see %s/log.txt)", args, OUT);
 
     struct lvk_render_opts o = {.objective = pc->objective, .steps = STEPS, .seed = SEED,
-                                .redirect_steps = -1, .pre = lvk_test_demo_preproc()};
+                                .redirect_steps = -1};
     struct lvk_render_result res;
-    if (lvk_render(ctx, LVK_DEMO_MODEL, &o, &res) != LVK_OK)
-        fail_msg("%s", lvk_last_error());
-    lvk_test_assert_no_validation();
+    lvk_test_demo_render(&o, &res);
     assert_int_equal(res.batch, pc->batch);
     assert_int_equal(res.channels, 1);
     const int H = res.height, W = res.width;

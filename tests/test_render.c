@@ -19,17 +19,6 @@
 
 #define DEMO LVK_DEMO_MODEL
 
-static void render(struct lvk_render_opts *o, struct lvk_render_result *r)
-{
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
-    o->pre = lvk_test_demo_preproc();
-    if (lvk_render(ctx, DEMO, o, r) != LVK_OK)
-        fail_msg("%s", lvk_last_error());
-    lvk_test_assert_no_validation();
-}
-
 static void test_class_renders(void **state)
 {
     char text[512] = "";
@@ -37,7 +26,7 @@ static void test_class_renders(void **state)
         snprintf(text + strlen(text), sizeof text - strlen(text), "%sclass(%d)@%d", k ? " + " : "", k, k);
     struct lvk_render_opts o = {.objective = text, .steps = 256, .seed = 3, .redirect_steps = -1};
     struct lvk_render_result r;
-    render(&o, &r);
+    lvk_test_demo_render(&o, &r);
     assert_int_equal(r.batch, 10);
     assert_int_equal(r.channels, 1);
     struct lvk_tensor_info t;
@@ -77,9 +66,9 @@ static void test_channel_and_negative(void **state)
     snprintf(text, sizeof text, "channel(conv3_relu, %d)", c);
     struct lvk_render_opts o = {.objective = text, .steps = 128, .seed = 1, .redirect_steps = -1};
     struct lvk_render_result pos, neg;
-    render(&o, &pos);
+    lvk_test_demo_render(&o, &pos);
     o.negative = 1;
-    render(&o, &neg);
+    lvk_test_demo_render(&o, &neg);
     double before = channel_mean(pos.initial, pos.height, pos.width, c);
     double after = channel_mean(pos.images, pos.height, pos.width, c);
     double after_neg = channel_mean(neg.images, neg.height, neg.width, c);
@@ -103,7 +92,7 @@ static void test_device_bytes(void **state)
     struct lvk_render_opts o = {.objective = "channel(conv3_relu, 7)", .steps = 2, .seed = 1,
                                 .redirect_steps = -1};
     struct lvk_render_result r;
-    render(&o, &r);
+    lvk_test_demo_render(&o, &r);
     assert_int_equal(ctx->device_bytes, before);
 
     const char *outputs[] = {"conv3_relu"};
@@ -126,10 +115,10 @@ static void test_same_seed_same_bytes(void **state)
     struct lvk_render_opts o = {.objective = "channel(conv2_relu, 3) - 0.05*tv", .steps = 24,
                                 .seed = 9, .batch = 2, .redirect_steps = -1};
     struct lvk_render_result a, b, c;
-    render(&o, &a);
-    render(&o, &b);
+    lvk_test_demo_render(&o, &a);
+    lvk_test_demo_render(&o, &b);
     o.seed = 10;
-    render(&o, &c);
+    lvk_test_demo_render(&o, &c);
     size_t n = (size_t)a.batch * a.channels * a.height * a.width * sizeof(float);
     assert_memory_equal(a.images, b.images, n);
     assert_memory_not_equal(a.images, c.images, n);

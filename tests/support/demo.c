@@ -28,6 +28,7 @@ void lvk_test_demo_render(struct lvk_render_opts *o, struct lvk_render_result *r
     o->pre = lvk_test_demo_preproc();
     if (lvk_render(ctx, LVK_DEMO_MODEL, o, r) != LVK_OK)
         fail_msg("%s", lvk_last_error());
+    lvk_test_assert_no_validation();
 }
 
 void lvk_test_demo_units(const struct lvk_render_result *r, const float *images,
