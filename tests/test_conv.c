@@ -89,6 +89,10 @@ static const bool kernel_no_shuffle[] = {false, false, true};
 static const enum lvk_shader_id kernel_fwd_shader[] = {
     LVK_SHADER_CONV2D_FWD, LVK_SHADER_CONV2D_TEXEL, LVK_SHADER_CONV2D_TEXEL};
 
+/* Cases whose no-shuffle run built a pipeline of its own: on lavapipe some
+ * must have (test_conv_no_shuffle_ran), or that path went untested. */
+static int no_shuffle_built;
+
 /* Pipelines the context has built for a shader. */
 static int pipelines_of(enum lvk_shader_id id)
 {
@@ -126,7 +130,9 @@ static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
          * lanes take channel blocks have no weights to share). */
         int before = pipelines_of(kernel_fwd_shader[k]);
         lvk_test_op(&c);
-        assert_true(kernel_no_shuffle[k] || pipelines_of(kernel_fwd_shader[k]) > before);
+        bool built = pipelines_of(kernel_fwd_shader[k]) > before;
+        assert_true(kernel_no_shuffle[k] || built);
+        no_shuffle_built += kernel_no_shuffle[k] && built;
     }
     unsetenv("LVK_CONV_KERNEL");
     unsetenv("LVK_NO_SHUFFLE");
@@ -424,6 +430,14 @@ static void check_weight_buffers(const char *kernel)
     lvk_test_assert_no_validation();
 }
 
+/* Runs after the cases above (cmocka keeps the order). */
+static void test_conv_no_shuffle_ran(void **state)
+{
+    if (!lvk_test_ctx() || !lvk_test_ctx()->is_lavapipe)
+        skip(); /* only lavapipe shuffles weights */
+    assert_true(no_shuffle_built > 0);
+}
+
 static void test_conv_weight_buffers(void **state)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
@@ -464,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_conv_bad_auto_pad),
         cmocka_unit_test(test_conv_kernel_shape_mismatch),
         cmocka_unit_test(test_conv_weight_buffers),
+        cmocka_unit_test(test_conv_no_shuffle_ran),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -492,11 +492,10 @@ static void test_zoom(void **state)
     assert_int_equal(out.w, 4);
     assert_int_equal(out.h, 4);
     assert_int_equal(out.c, 3);
-    const float c0r0[4] = {1, 1, 2, 2}, c0r3[4] = {3, 3, 4, 4}, c2r2[4] = {11, 11, 12, 12};
-    expect_close(out.data, c0r0, 4, 0.0f);
-    expect_close(out.data + 4, c0r0, 4, 0.0f);
-    expect_close(out.data + 12, c0r3, 4, 0.0f);
-    expect_close(out.data + 32 + 8, c2r2, 4, 0.0f);
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++)
+                assert_float_equal(out.data[(c * 4 + y) * 4 + x], px[(c * 2 + y / 2) * 2 + x / 2], 0);
     lvk_image_free(&out);
     assert_int_equal(lvk_image_zoom(&in, 1, &out), LVK_OK);
     assert_memory_equal(out.data, px, sizeof px);

@@ -221,8 +221,8 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
         assert_true(m->nodes[0].act == 1 && m->nodes[1].fused);
     const char *kernel = getenv("LVK_CONV_KERNEL");
     const bool texel = lvk_test_ctx()->is_lavapipe && !(kernel && strcmp(kernel, "classic") == 0);
-    if (reader == CONCAT_READER || (reader == CONV_READER && texel))
-        assert_true(m->nodes[fused ? 1 : 0].bwd_fused);
+    assert_int_equal(m->nodes[fused ? 1 : 0].bwd_fused,
+                     reader == CONCAT_READER || (reader == CONV_READER && texel));
     assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
     float y[N];
