@@ -44,13 +44,15 @@ struct lvk_param_layout {
  * images without the unit, 0.3 spreads them and keeps it on
  * (tests/test_diversity.c). */
 #define LVK_DIVERSITY_WEIGHT_DEFAULT 0.3f
+/* Optimisation steps of a render unless told otherwise: Lucid's 512. */
+#define LVK_RENDER_DEFAULT_STEPS 512
 
 struct lvk_render_opts {
     const char *objective;   /* objective text (src/optvis/objective.h has the syntax) */
     int batch;               /* images; 0: 1, or the highest @i / batch(i, ...) + 1 */
     int size;                /* image side in pixels; 0: 128, or the model's input size
                                 when that is smaller */
-    int steps;               /* 0: 512 */
+    int steps;               /* 0: LVK_RENDER_DEFAULT_STEPS */
     float lr;                /* Adam learning rate; 0: 0.05 */
     uint64_t seed;
     enum lvk_param_kind param;

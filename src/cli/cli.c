@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "io/lvk_io.h"
+#include "lucidvk/render.h"
 #include "lvk_util.h"
 #include "nn/graph.h"
 
@@ -234,6 +235,13 @@ void cli_tensor_path(const char *dir, const char *tensor, const char *ext, char 
 void cli_progress_begin(struct cli_progress *p, const char *prefix)
 {
     *p = (struct cli_progress){.prefix = prefix, .t0 = cli_now(), .tty = isatty(STDERR_FILENO)};
+}
+
+int cli_progress_every(int steps)
+{
+    if (steps <= 0)
+        steps = LVK_RENDER_DEFAULT_STEPS;
+    return isatty(STDERR_FILENO) ? 4 : (steps + 9) / 10;
 }
 
 void cli_progress_step(void *progress, int step, int steps, double value)

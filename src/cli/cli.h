@@ -123,8 +123,11 @@ struct cli_progress {
     int first;          /* the first step reported, and when: the rate counts */
     double t_first;     /* from there, so the setup before step 1 is left out */
 };
-/* How often lvk_render_opts.progress_every asks for a report. */
-#define CLI_PROGRESS_EVERY 4
+/* The lvk_render_opts.progress_every for a run of `steps` steps (0: the
+ * default), every few
+ * steps on a terminal, every tenth of the run in a log (which is all
+ * cli_progress_step prints there; each report reads the objective back). */
+int cli_progress_every(int steps);
 /* DIR/TENSOR.EXT with every character of the tensor name other than letters,
  * digits, '.', '-' and '_' turned into '_' ("MobilenetV2/Conv/Relu6" gives
  * MobilenetV2_Conv_Relu6): one file per tensor. */

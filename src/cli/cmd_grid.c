@@ -214,7 +214,7 @@ int cmd_grid(int argc, char **argv)
         o.batch = plan.batch;
         o.layout = &plan.layout;
         o.progress = on_progress;
-        o.progress_every = CLI_PROGRESS_EVERY;
+        o.progress_every = cli_progress_every(o.steps);
         o.snapshot = on_snapshot;
         o.user = &g;
         cli_progress_begin(&g.progress, NULL);

@@ -633,7 +633,7 @@ int cmd_render(int argc, char **argv)
     struct lvk_image panel_img = {0};
     struct user us = {.s = {.out = out, .rows = (const char *const *)rows, .nrows = nrows, .zoom = zoom}};
     o.progress = cb_progress;
-    o.progress_every = CLI_PROGRESS_EVERY;
+    o.progress_every = cli_progress_every(o.steps);
     o.snapshot = cb_snapshot;
     o.user = &us;
     status = 1;

@@ -217,7 +217,7 @@ int cmd_sweep(int argc, char **argv)
         o.objective = texts[l];
         o.batch = batches[l];
         o.progress = cli_progress_step;
-        o.progress_every = CLI_PROGRESS_EVERY;
+        o.progress_every = cli_progress_every(o.steps);
         o.user = &pg;
         st = lvk_render(ctx, path, &o, &res[l]);
         cli_progress_end(&pg);

@@ -355,7 +355,7 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
     if (!r.o.objective || !*r.o.objective)
         return lvk_fail(LVK_ERR_INVALID_ARG, "no objective given");
     if (r.o.steps <= 0)
-        r.o.steps = 512;
+        r.o.steps = LVK_RENDER_DEFAULT_STEPS;
     if (r.o.lr <= 0)
         r.o.lr = 0.05f;
     if (r.o.decay_power <= 0)
