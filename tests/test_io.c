@@ -501,6 +501,22 @@ static void test_zoom(void **state)
     assert_memory_equal(out.data, px, sizeof px);
     lvk_image_free(&out);
     expect_fail(lvk_image_zoom(&in, 0, &out), LVK_ERR_INVALID_ARG, NULL);
+    expect_fail(lvk_image_zoom(&in, INT_MAX / 2 + 1, &out), LVK_ERR_INVALID_ARG, "too large", NULL);
+
+    /* In place: the image becomes its enlargement, the same pixels. */
+    struct lvk_image img;
+    assert_int_equal(lvk_image_alloc(&img, 2, 2, 3), LVK_OK);
+    memcpy(img.data, px, sizeof px);
+    assert_int_equal(lvk_image_zoom_in_place(&img, 3), LVK_OK);
+    assert_int_equal(img.w, 6);
+    assert_int_equal(img.h, 6);
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++)
+                assert_float_equal(img.data[(c * 6 + y) * 6 + x], px[(c * 2 + y / 3) * 2 + x / 3], 0);
+    assert_int_equal(lvk_image_zoom_in_place(&img, 1), LVK_OK);
+    assert_int_equal(img.w, 6);
+    lvk_image_free(&img);
 }
 
 /* ---- npy -------------------------------------------------------------------- */

@@ -209,13 +209,8 @@ int cmd_attribute(int argc, char **argv)
 
     if ((st = lvk_attr_render(res.map, H, W, overlay ? img : NULL, C, cmap, (float)clip, &pic)) != LVK_OK)
         goto done;
-    if (zoom > 1) {
-        struct lvk_image big;
-        if ((st = lvk_image_zoom(&pic, zoom, &big)) != LVK_OK)
-            goto done;
-        lvk_image_free(&pic);
-        pic = big;
-    }
+    if ((st = lvk_image_zoom_in_place(&pic, zoom)) != LVK_OK)
+        goto done;
     if ((st = lvk_png_write(out, &pic)) != LVK_OK)
         goto done;
     printf("  -> %s\n", out);

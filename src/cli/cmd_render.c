@@ -98,31 +98,27 @@ struct snap {
 static lvk_status write_sheet(const struct snap *s, const char *path, const float *images, int b, int c,
                               int h, int w)
 {
-    struct lvk_image sheet;
+    struct lvk_image sheet = {0};
+    lvk_status st;
     if (s->rows) {
         static const char *const cols[2] = {"negative", "positive"};
         struct lvk_labelled_grid g = {.rows = s->nrows, .cols = 2, .c = c, .h = h, .w = w,
                                       .cells = images, .row_labels = s->rows, .col_labels = cols,
                                       .gutter = 2, .zoom = LVK_MAX(1, (64 + w - 1) / w), .bg = 1.0f};
-        LVK_CHECK(lvk_labelled_grid_render(&g, &sheet));
+        st = lvk_labelled_grid_render(&g, &sheet);
+    } else if (b == 1) {
+        struct lvk_image one = {.w = w, .h = h, .c = c, .data = (float *)images};
+        if (s->zoom <= 1)
+            return lvk_png_write(path, &one);
+        st = lvk_image_zoom(&one, s->zoom, &sheet);
     } else {
         /* Gutters grow with the images, so the zoomed sheet is the sheet zoomed. */
-        struct lvk_image one = {.w = w, .h = h, .c = c, .data = (float *)images};
-        if (b == 1 && s->zoom <= 1)
-            return lvk_png_write(path, &one);
-        if (b == 1)
-            LVK_CHECK(lvk_image_zoom(&one, s->zoom, &sheet));
-        else
-            LVK_CHECK(lvk_image_sheet(images, b, c, h, w, 0, 2, 1.0f, &sheet));
-        if (b > 1 && s->zoom > 1) {
-            struct lvk_image big;
-            lvk_status st = lvk_image_zoom(&sheet, s->zoom, &big);
-            lvk_image_free(&sheet);
-            LVK_CHECK(st);
-            sheet = big;
-        }
+        st = lvk_image_sheet(images, b, c, h, w, 0, 2, 1.0f, &sheet);
+        if (st == LVK_OK)
+            st = lvk_image_zoom_in_place(&sheet, s->zoom);
     }
-    lvk_status st = lvk_png_write(path, &sheet);
+    if (st == LVK_OK)
+        st = lvk_png_write(path, &sheet);
     lvk_image_free(&sheet);
     return st;
 }

@@ -54,6 +54,9 @@ lvk_status lvk_image_resize(const struct lvk_image *src, int w, int h, struct lv
 /* Nearest-neighbour enlargement by an integer factor z >= 1 (every pixel
  * becomes a z x z block): for looking at small images, e.g. 28-px renders. */
 lvk_status lvk_image_zoom(const struct lvk_image *src, int z, struct lvk_image *out);
+/* The same, replacing img (which the caller owns) by its enlargement; z = 1
+ * leaves it as it is. On failure img is unchanged. */
+lvk_status lvk_image_zoom_in_place(struct lvk_image *img, int z);
 
 lvk_status lvk_image_alloc(struct lvk_image *img, int w, int h, int c);
 void lvk_image_free(struct lvk_image *img);

@@ -5,6 +5,7 @@
  * which is what image-loading pipelines used for training (PIL, torchvision)
  * do as well. Only 8-bit gray/RGB is written; alpha is never kept. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <png.h>
 #include <string.h>
@@ -276,12 +277,25 @@ lvk_status lvk_image_zoom(const struct lvk_image *src, int z, struct lvk_image *
     memset(out, 0, sizeof *out);
     if (!src || !src->data || src->w <= 0 || src->h <= 0 || z < 1)
         return lvk_fail(LVK_ERR_INVALID_ARG, "zoom: empty source image or factor %d", z);
+    if (src->w > INT_MAX / z || src->h > INT_MAX / z)
+        return lvk_fail(LVK_ERR_INVALID_ARG, "zoom: %dx%d times %d is too large", src->w, src->h, z);
     LVK_CHECK(lvk_image_alloc(out, src->w * z, src->h * z, src->c));
     for (int c = 0; c < src->c; c++)
         for (int y = 0; y < out->h; y++)
             for (int x = 0; x < out->w; x++)
                 out->data[((size_t)c * out->h + y) * out->w + x] =
                     src->data[((size_t)c * src->h + y / z) * src->w + x / z];
+    return LVK_OK;
+}
+
+lvk_status lvk_image_zoom_in_place(struct lvk_image *img, int z)
+{
+    if (z == 1)
+        return LVK_OK;
+    struct lvk_image big;
+    LVK_CHECK(lvk_image_zoom(img, z, &big));
+    lvk_image_free(img);
+    *img = big;
     return LVK_OK;
 }
 
