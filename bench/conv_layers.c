@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "nn/graph.h"
 
 /* A layer at 224 px; maps scale with the input size. */
@@ -73,11 +74,8 @@ static double g_threads = 1;
 
 static double now_ms(void)
 {
-    if (!g_cpu_clock) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-    }
+    if (!g_cpu_clock)
+        return bench_clock_ms(CLOCK_MONOTONIC);
     double ns = 0;
     DIR *d = opendir("/proc/self/task");
     for (struct dirent *e; d && (e = readdir(d));) {
