@@ -241,6 +241,29 @@ static void test_maxpool_1d(void **state)
     run("MaxPool", (struct lvk_shape)SHAPE(2, 13, 16), a, 4);
 }
 
+static void test_maxpool_rows(void **state)
+{
+    /* Where an invocation's 4 outputs (forward: OW % 4 == 0) or 4 inputs
+     * (backward: W % 4 == 0) lie in one row, they share the window loads,
+     * read 4 columns at a time when W % 4 == 0 too (common/maxpool.glsl):
+     * GoogLeNet's 3x3/s1 pad 1 and 3x3/s2 ceil pools, stride 3, dilations
+     * with pads, and each side without the other. */
+    const struct lvk_attr s1[] = {INTS("kernel_shape", 3, 3), INTS("pads", 1, 1, 1, 1)};
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 8, 16), s1, 2);
+    const struct lvk_attr s2[] = {INTS("kernel_shape", 3, 3), INTS("strides", 2, 2),
+                                  INT("ceil_mode", 1)};
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 9, 16), s2, 3);    /* OW 8 */
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 7, 12), s2, 2);    /* OW 5: backward only */
+    const struct lvk_attr s3[] = {INTS("kernel_shape", 3, 3), INTS("strides", 3, 3),
+                                  INTS("pads", 0, 2, 0, 2)};
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 7, 20), s3, 3);    /* OW 8 */
+    const struct lvk_attr k4[] = {INTS("kernel_shape", 2, 4)};
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 7, 11), k4, 1);    /* OW 8: forward only */
+    const struct lvk_attr dil[] = {INTS("kernel_shape", 2, 3), INTS("dilations", 2, 2),
+                                   INTS("pads", 1, 2, 0, 2)};
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 3, 8, 12), dil, 3);   /* OW 12 */
+}
+
 static void test_avgpool(void **state)
 {
     const struct lvk_attr a[] = {INTS("kernel_shape", 2, 2), INTS("strides", 2, 2)};
@@ -327,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_dilations),
         cmocka_unit_test(test_maxpool_auto_pad),
         cmocka_unit_test(test_maxpool_1d),
+        cmocka_unit_test(test_maxpool_rows),
         cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_avgpool_pads_ceil),
         cmocka_unit_test(test_global),

@@ -168,9 +168,10 @@ static float expected_grad(enum lvk_relu_mode mode, float x, float g, float lo, 
  * then takes its mask from y, and must give the same gradients. With a
  * `reader`, y goes on to z, which is seeded instead: through a second
  * identity 1x1 Conv, whose backward applies the activation's mask on the
- * texel kernel (lvk_node.bwd_fused), or concatenated with a constant, whose
- * backward copy applies it on every device. */
-enum reader { NO_READER, CONV_READER, CONCAT_READER };
+ * texel kernel (lvk_node.bwd_fused), concatenated with a constant, whose
+ * backward copy applies it on every device, or through a 1x1 MaxPool, whose
+ * gather applies it on every device. */
+enum reader { NO_READER, CONV_READER, CONCAT_READER, MAXPOOL_READER };
 
 static void check_modes(bool relu6, bool fused, enum reader reader)
 {
@@ -202,6 +203,9 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
     const char *const reader_in[] = {"y", reader == CONV_READER ? "w" : "k"};
     const char *const reader_out[] = {"z"};
     const struct lvk_attr axis1 = {.name = "axis", .type = LVK_ATTR_INT, .i = 1};
+    const struct lvk_attr pool1 = {.name = "kernel_shape", .type = LVK_ATTR_INTS,
+                                   .ints = (int64_t[]){1, 1}, .n = 2};
+    const char *const reader_op[] = {NULL, "Conv", "Concat", "MaxPool"};
     float k_values[N], gz[2 * N];
     for (int i = 0; i < N; ++i) {
         k_values[i] = (float)i;
@@ -210,10 +214,13 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
     }
     assert_true(lvk_graph_add_const(m, "k", LVK_DTYPE_F32, &s, k_values) >= 0);
     if (reader != NO_READER)
-        assert_int_equal(lvk_graph_add_node(m, reader == CONV_READER ? "Conv" : "Concat", "reader",
-                                            reader_in, 2, reader_out, 1,
-                                            reader == CONCAT_READER ? &axis1 : NULL,
-                                            reader == CONCAT_READER), LVK_OK);
+        assert_int_equal(lvk_graph_add_node(m, reader_op[reader], "reader", reader_in,
+                                            reader == MAXPOOL_READER ? 1 : 2, reader_out, 1,
+                                            reader == CONCAT_READER    ? &axis1
+                                            : reader == MAXPOOL_READER ? &pool1
+                                                                       : NULL,
+                                            reader == CONCAT_READER || reader == MAXPOOL_READER),
+                         LVK_OK);
     assert_int_equal(lvk_graph_mark_output(m, reader ? "z" : "y"), LVK_OK);
     const struct lvk_model_opts opts = {.gradients = 1};
     assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
@@ -222,7 +229,8 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
     const char *kernel = getenv("LVK_CONV_KERNEL");
     const bool texel = lvk_test_ctx()->is_lavapipe && !(kernel && strcmp(kernel, "classic") == 0);
     assert_int_equal(m->nodes[fused ? 1 : 0].bwd_fused,
-                     reader == CONCAT_READER || (reader == CONV_READER && texel));
+                     reader == CONCAT_READER || reader == MAXPOOL_READER ||
+                         (reader == CONV_READER && texel));
     assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
     float y[N];
@@ -244,9 +252,10 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
             if (grad[i] != want)
                 fail_msg("%s%s%s mode %d: x = %g, g = %g: got %g, want %g",
                          relu6 ? "ReLU6" : "Relu", fused ? " fused into Conv" : "",
-                         reader == CONV_READER     ? ", masked by the next Conv"
-                         : reader == CONCAT_READER ? ", masked by Concat"
-                                                   : "",
+                         reader == CONV_READER      ? ", masked by the next Conv"
+                         : reader == CONCAT_READER  ? ", masked by Concat"
+                         : reader == MAXPOOL_READER ? ", masked by MaxPool"
+                                                    : "",
                          (int)modes[k], x[i], g[i], grad[i], want);
         }
     }
@@ -254,16 +263,29 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
     lvk_test_assert_no_validation();
 }
 
+/* MaxPool's gather has a texel-buffer variant (lavapipe) and a
+ * storage-buffer one: both apply the mask. */
+static void check_maxpool_reader(bool relu6)
+{
+    check_modes(relu6, false, MAXPOOL_READER);
+    check_modes(relu6, true, MAXPOOL_READER);
+    setenv("LVK_NO_TEXEL", "1", 1);
+    check_modes(relu6, false, MAXPOOL_READER);
+    unsetenv("LVK_NO_TEXEL");
+}
+
 static void test_relu_modes(void **state)
 {
     check_modes(false, false, NO_READER);
     check_modes(false, false, CONCAT_READER);
+    check_maxpool_reader(false);
 }
 
 static void test_relu6_modes(void **state)
 {
     check_modes(true, false, NO_READER);
     check_modes(true, false, CONCAT_READER);
+    check_maxpool_reader(true);
 }
 
 /* Both conv kernel families apply the fused activation (src/nn/ops/conv.c),
