@@ -33,6 +33,8 @@ layout(constant_id = 12) const uint O2 = 0;
 layout(constant_id = 13) const uint O3 = 0;
 layout(constant_id = 14) const uint O4 = 0;
 layout(constant_id = 15) const uint O5 = 0;
+// Store dt rather than add to it (lvk_node.grad_store).
+layout(constant_id = 16) const bool STORE = false;
 
 layout(std430, set = 0, binding = 0) buffer DT { float dt[]; };          // dt: t's shape
 layout(std430, set = 0, binding = 1) readonly buffer DC { float dc[]; }; // dc: [S0..S(ND-1)]
@@ -99,5 +101,7 @@ void main()
         float bj = t[j];
         acc = -acc / (bj * bj);
     }
-    dt[j] += acc;
+    if (!STORE)
+        acc += dt[j];
+    dt[j] = acc;
 }

@@ -10,6 +10,9 @@
 layout(local_size_x_id = 0) in;
 #include "common/conv2d.glsl"
 
+// Store dx rather than add to it (lvk_node.grad_store).
+layout(constant_id = 18) const bool STORE = false;
+
 layout(std430, set = 0, binding = 0) buffer DX { float dx[]; };          // dx: [N, C, H, W]
 layout(std430, set = 0, binding = 1) readonly buffer DY { float dy[]; }; // dy: [N, M, OH, OW]
 layout(std430, set = 0, binding = 2) readonly buffer Wt { float w[]; };  // w: [M, CG, KH, KW]
@@ -72,8 +75,12 @@ void main()
         const uint xo = (n * C + g * CG + c0 + i) * npix;
         for (uint j = 0; j < BP; ++j) {
             uint p = p0 + j * lanes;
-            if (p < npix)
-                dx[xo + p] += acc[i * BP + j];
+            if (p < npix) {
+                float v = acc[i * BP + j];
+                if (!STORE)
+                    v += dx[xo + p];
+                dx[xo + p] = v;
+            }
         }
     }
 }

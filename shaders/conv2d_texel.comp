@@ -64,7 +64,8 @@ layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multip
 layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
 layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
                                                // 16 activation, 32 weights shared by shuffles,
-                                               // 64 activation's gradient mask (backward)
+                                               // 64 activation's gradient mask (backward),
+                                               // 128 backward stores (else adds to "out")
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
 // Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI);
 // backward with its mask (FLAGS & 64): the activation's bounds.
@@ -76,6 +77,9 @@ layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
 const bool ACT = (FLAGS & 16) != 0, SHUF = (FLAGS & 32) != 0, MASK = (FLAGS & 64) != 0;
+// dx accumulates (lvk_node.grad_store). Not BWD && ...: glslang evaluates a
+// && of constants as control flow in main, which specialisation breaks.
+const bool ADD = (FLAGS & (2 | 128)) == 2;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -235,7 +239,9 @@ void main()
                             [[unroll]] for (uint c = 0; c < 4; ++c)
                                 v[c] = lvk_relu_grad(mode, s[c], v[c], ACT_LO, ACT_HI);
                         }
-                        y4[idx] = BWD ? y4[idx] + v : v;
+                        if (ADD)
+                            v += y4[idx];
+                        y4[idx] = v;
                     }
                 }
             } else {
@@ -245,7 +251,9 @@ void main()
                         float v = acc[a + j];
                         if (MASK)
                             v = lvk_relu_grad(mode, texelFetch(act_y, int(idx)).x, v, ACT_LO, ACT_HI);
-                        y[idx] = BWD ? y[idx] + v : v;
+                        if (ADD)
+                            v += y[idx];
+                        y[idx] = v;
                     }
                 }
             }

@@ -26,6 +26,8 @@ layout(constant_id = 3) const bool RELU_MODE = false;
 // mask comes from y = clamp(x, 0, P1), inside (0, P1) exactly when x is.
 // Only set for CLIP with RELU_MODE (lvk_op_def.clamp_bounds).
 layout(constant_id = 4) const bool FROM_Y = false;
+// Store dx rather than add to it (lvk_node.grad_store).
+layout(constant_id = 5) const bool STORE = false;
 
 layout(std430, set = 0, binding = 0) buffer DX { vec4 dx[]; };          // dx: [ceil(count / 4)]
 layout(std430, set = 0, binding = 1) readonly buffer DY { vec4 dy[]; }; // dy: [ceil(count / 4)]
@@ -84,6 +86,8 @@ void main()
         vec4 d;
         for (int c = 0; c < 4; ++c)
             d[c] = df(mode, v[c], s[c], g[c]);
-        dx[i] += d;
+        if (!STORE)
+            d += dx[i];
+        dx[i] = d;
     }
 }

@@ -29,11 +29,13 @@ layout(constant_id = 12) const int DW = 1;
 // overlap; 2 (forward): x is read 4 columns at a time through LOAD_X4
 // (W % 4 == 0 too); 4 (backward): the input is the output of a Relu/ReLU6
 // whose backward this pass applies (lvk_node.bwd_fused): dx is masked by
-// it, read through LOAD_ACT4, with bounds ACT_LO, ACT_HI.
+// it, read through LOAD_ACT4, with bounds ACT_LO, ACT_HI; 8 (backward): dx
+// is stored rather than added to (lvk_node.grad_store).
 layout(constant_id = 13) const uint FLAGS = 0;
 layout(constant_id = 14) const float ACT_LO = 0.0;
 layout(constant_id = 15) const float ACT_HI = 0.0;
 const bool ROWS = (FLAGS & 1) != 0, XV4 = (FLAGS & 2) != 0, MASK = (FLAGS & 4) != 0;
+const bool STORE = (FLAGS & 8) != 0;
 
 // Forward, one output per window: y and the window's arg-max, as an index
 // into its H * W plane, so that the backward can route gradients by
@@ -170,6 +172,8 @@ void main()
         for (uint k = 0; k < 4u; ++k)
             acc[k] = lvk_relu_grad(mode, s[k], acc[k], ACT_LO, ACT_HI);
     }
-    dx4[i / 4u] += acc;
+    if (!STORE)
+        acc += dx4[i / 4u];
+    dx4[i / 4u] = acc;
 }
 #endif

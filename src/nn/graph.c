@@ -481,6 +481,52 @@ static void fuse_activations(struct lvk_model *m, const bool *requested)
     free(readers);
 }
 
+/* The first node whose backward writes a gradient (nodes run backwards)
+ * stores it instead of adding to zeros, where its op can: that gradient then
+ * needs no zeroing, a pass over it saved each step (a render's gradients
+ * are as large as its activations). Not where the node writes it twice
+ * (one value read as two inputs), nor for the gradient of a requested
+ * value, which a caller may have seeded before the backward. */
+static void plan_grad_stores(struct lvk_model *m)
+{
+    const int ngrad = m->grad_end - m->grad_first;
+    bool *seen = m->grad_zero + ngrad;
+    for (int i = 0; i < ngrad; i++) {
+        m->grad_zero[i] = true;
+        seen[i] = false;
+    }
+    for (int v = 0; v < m->nvalues; v++)
+        if (m->values[v].seeded && m->values[v].grad)
+            seen[m->values[v].grad - m->bufs - m->grad_first] = true;
+    for (int i = m->nnodes - 1; i >= 0; i--) {
+        struct lvk_node *n = &m->nodes[i];
+        n->grad_store = 0;
+        if (!lvk_graph_node_runs(m, n, true))
+            continue;
+        for (int k = 0; k < n->ninputs; k++) {
+            const struct lvk_buf *g = n->inputs[k] >= 0 ? lvk_graph_input_grad(m, n, k) : NULL;
+            if (!g || seen[g - m->bufs - m->grad_first])
+                continue;
+            seen[g - m->bufs - m->grad_first] = true;
+            bool twice = false;
+            for (int j = 0; j < n->ninputs; j++)
+                twice |= j != k && n->inputs[j] >= 0 && lvk_graph_input_grad(m, n, j) == g;
+            if (!twice && n->def->stores_grad && n->def->stores_grad(n, k)) {
+                n->grad_store |= 1u << k;
+                m->grad_zero[g - m->bufs - m->grad_first] = false;
+            }
+        }
+    }
+}
+
+void lvk_graph_seed_target(struct lvk_model *m, int v)
+{
+    if (m->values[v].seeded)
+        return;
+    m->values[v].seeded = true;
+    plan_grad_stores(m);
+}
+
 static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     /* What runs: everything upstream of the requested values. */
@@ -496,6 +542,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
                             m->path, opts->outputs[r]);
         }
         m->values[v].needed = true;
+        m->values[v].seeded = true;
         requested[v] = true;
     }
     for (int i = m->nnodes - 1; i >= 0; i--) {
@@ -638,6 +685,15 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             lvk_arena_span(m->ctx, &m->bufs[first_grad], &m->bufs[end_grad - 1], &m->grad_span) !=
                 LVK_OK)
             m->grad_span.buf = VK_NULL_HANDLE;
+        m->grad_first = first_grad;
+        m->grad_end = end_grad;
+        /* grad_zero, then plan_grad_stores' scratch. */
+        m->grad_zero = lvk_calloc((size_t)LVK_MAX(2 * (end_grad - first_grad), 1),
+                                  sizeof *m->grad_zero);
+        if (m->grad_zero)
+            plan_grad_stores(m);
+        else
+            st = LVK_ERR_HOST_OOM;
     }
     free(sizes); free(val_buf); free(val_grad); free(extra_base);
     return st;
@@ -732,15 +788,16 @@ lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
 
 void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd)
 {
-    if (m->grad_span.buf) {
+    bool all = true;
+    for (int i = m->grad_first; i < m->grad_end; i++)
+        all &= m->grad_zero[i - m->grad_first];
+    if (all && m->grad_span.buf) {
         lvk_cmd_fill(cmd, &m->grad_span, 0, VK_WHOLE_SIZE, 0);
         return;
     }
-    for (int v = 0; v < m->nvalues; v++) {
-        struct lvk_value *val = &m->values[v];
-        if (val->grad && val->alias_of < 0)
-            lvk_cmd_fill(cmd, val->grad, 0, VK_WHOLE_SIZE, 0);
-    }
+    for (int i = m->grad_first; i < m->grad_end; i++)
+        if (m->grad_zero[i - m->grad_first])
+            lvk_cmd_fill(cmd, &m->bufs[i], 0, VK_WHOLE_SIZE, 0);
 }
 
 lvk_status lvk_graph_record_backward(struct lvk_model *m, struct lvk_cmd *cmd)
@@ -772,6 +829,7 @@ void lvk_model_destroy(lvk_model_t *m)
     if (m->bufs)
         lvk_arena_destroy(m->ctx, m->bufs, m->nbufs, &m->arena);
     free(m->bufs);
+    free(m->grad_zero);
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
         for (int k = 0; k < n->nattrs; k++) {

@@ -82,6 +82,9 @@ struct lvk_value {
     /* Set by planning: */
     bool needed;        /* read by a node that runs, or requested */
     bool on_grad_path;  /* depends on a graph input: gets a gradient buffer */
+    bool seeded;        /* a caller may seed its gradient before a backward
+                         * (requested outputs, lvk_graph_seed_target): it is
+                         * always zeroed and added to (lvk_node.grad_store) */
     int alias_of;       /* value whose buffers this one shares, or -1 */
     struct lvk_buf *buf;    /* device data, NULL if not on the device */
     struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
@@ -114,6 +117,12 @@ struct lvk_node {
      * activation's input instead (lvk_graph_grad_mask); the activation's
      * backward does not run and its output has no gradient buffer. */
     bool bwd_fused;
+    /* Set by planning (plan_grad_stores in graph.c): bit k when this node's
+     * backward is the first to write the gradient of input k
+     * (lvk_graph_input_grad) and its op can overwrite it
+     * (lvk_op_def.stores_grad): it stores instead of adding, and that
+     * gradient is not zeroed before the backward. */
+    uint32_t grad_store;
 
     /* Op-private state from prepare(), released with free(). */
     void *priv;
@@ -165,6 +174,10 @@ struct lvk_op_def {
      * into the op's own buffers) gets no device copy. Called after
      * prepare(). */
     bool (*reads_input)(const struct lvk_node *n, int k);
+    /* Whether the backward can overwrite the gradient of input k rather
+     * than add to it (lvk_node.grad_store): it writes every element of it,
+     * each once. NULL: it cannot. Called after prepare(). */
+    bool (*stores_grad)(const struct lvk_node *n, int k);
 };
 
 /* How Relu-like ops (Relu, Clip with min 0) propagate gradients; read by
@@ -204,6 +217,11 @@ struct lvk_model {
     int nbufs;
     struct lvk_arena arena;
     struct lvk_buf grad_span; /* over every gradient (lvk_arena_span), or none */
+    /* Gradients are bufs[grad_first .. grad_end - 1]; grad_zero[i] for
+     * bufs[grad_first + i]: zeroed before each backward (lvk_node.grad_store);
+     * as many bools again after it are planning's scratch. */
+    int grad_first, grad_end;
+    bool *grad_zero;
     struct lvk_buf *ctrl;   /* struct lvk_ctrl */
 
     struct lvk_cmd *fwd_cmd;    /* forward, recorded on first use */
@@ -255,11 +273,24 @@ const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, flo
  * (lvk_graph_grad_mask); NULL when there is none. */
 const struct lvk_buf *lvk_graph_input_grad(const struct lvk_model *m, const struct lvk_node *n,
                                            int k);
+/* Whether node n's backward stores the gradient of its input k rather than
+ * adding to it (lvk_node.grad_store). */
+static inline bool lvk_graph_grad_stores(const struct lvk_node *n, int k)
+{
+    return (n->grad_store >> k & 1u) != 0;
+}
 /* Records one node's forward or backward; errors name the node. */
 lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd);
 /* Records the forward pass of every needed node. */
 lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd);
-/* Records zeroing of every gradient buffer. */
+/* Declares that callers seed value v's gradient before backward passes
+ * (objectives on tensors not requested at load): it is then zeroed and
+ * added to, never stored over (lvk_node.grad_store). Recordings made
+ * earlier keep the plan they were made with, which stays consistent as
+ * long as they do not seed v. */
+void lvk_graph_seed_target(struct lvk_model *m, int v);
+/* Records zeroing of every gradient buffer the backward adds to before
+ * storing (see lvk_node.grad_store). */
 void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd);
 /* Records every needed node's backward, in reverse order. The caller seeds
  * the gradients of the objective's tensors between zeroing and this. */

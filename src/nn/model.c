@@ -139,7 +139,14 @@ lvk_status lvk_model_backward(lvk_model_t *m, const char *tensor, const float *s
 
     /* Zero every gradient, seed the target's, then propagate: the backward
      * recording is the same for every target (zero gradients flow through
-     * the nodes downstream of it), so it is recorded once. */
+     * the nodes downstream of it), so it is recorded once, again only when
+     * a new target's gradient must no longer be stored over (graph.h). */
+    if (!tv->seeded) {
+        lvk_graph_seed_target(m, t);
+        lvk_cmd_destroy(m->zero_cmd);
+        lvk_cmd_destroy(m->bwd_cmd);
+        m->zero_cmd = m->bwd_cmd = NULL;
+    }
     if (!m->bwd_cmd) {
         struct lvk_cmd *zero = NULL, *bwd = NULL;
         lvk_status st = lvk_cmd_create(m->ctx, false, &zero);

@@ -215,8 +215,9 @@ static lvk_status binary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk
     for (int t = 0; t < 2; ++t) {
         if (!in[t]->grad)
             continue;
-        /* binary_bwd.comp: OP, WRT_B, ND, RMASK, S0..S5, O0..O5 */
-        uint32_t spec[4 + 2 * LVK_MAX_DIMS] = {binary_op_of(n), (uint32_t)t, (uint32_t)p.nd};
+        /* binary_bwd.comp: OP, WRT_B, ND, RMASK, S0..S5, O0..O5, STORE */
+        uint32_t spec[5 + 2 * LVK_MAX_DIMS] = {binary_op_of(n), (uint32_t)t, (uint32_t)p.nd};
+        spec[4 + 2 * LVK_MAX_DIMS] = lvk_graph_grad_stores(n, t);
         for (int d = 0; d < LVK_MAX_DIMS; ++d) {
             if (d < p.nd && p.stride[t][d] == 0)
                 spec[3] |= 1u << d;
@@ -240,9 +241,17 @@ static lvk_status binary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk
 
 /* ---- registry ------------------------------------------------------------------------ */
 
+/* The backward writes each element of an operand's gradient once (summing
+ * over the outputs that read it). */
+static bool binary_stores_grad(const struct lvk_node *n, int k)
+{
+    (void)n;
+    return k < 2;
+}
+
 #define BINARY_DEF(name)                                                                 \
     {.op_type = name, .prepare = binary_prepare, .fold = binary_fold, .fwd = binary_fwd, \
-     .bwd = binary_bwd}
+     .bwd = binary_bwd, .stores_grad = binary_stores_grad}
 
 static const struct lvk_op_def binary_defs[BINARY_NOPS] = {
     [BINARY_ADD] = BINARY_DEF("Add"),

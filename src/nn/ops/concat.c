@@ -154,8 +154,9 @@ static lvk_status split_prepare(struct lvk_model *m, struct lvk_node *n)
 }
 
 /* Each input's gradient is one backward copy that writes every element of
- * it once: it can apply an activation's gradient mask on the way. */
-static bool concat_fuses_clamp_bwd(const struct lvk_node *n, int k)
+ * it once: it can apply an activation's gradient mask on the way, and
+ * store. */
+static bool concat_grad_whole(const struct lvk_node *n, int k)
 {
     (void)n;
     (void)k;
@@ -168,7 +169,8 @@ static const struct lvk_op_def concat_def = {
     .fold = lvk_view_fold,
     .fwd = lvk_view_fwd,
     .bwd = lvk_view_bwd,
-    .fuses_clamp_bwd = concat_fuses_clamp_bwd,
+    .fuses_clamp_bwd = concat_grad_whole,
+    .stores_grad = concat_grad_whole,
 };
 
 static const struct lvk_op_def split_def = {

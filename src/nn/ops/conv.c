@@ -70,6 +70,7 @@ static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n,
 
 /* Constants of conv2d_fwd.comp after the geometry and HAS_BIAS. */
 enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_FWD_NSPEC };
+enum { CL_BWD_STORE = 18, CL_BWD_NSPEC };
 
 /* The forward blocks over output channels and pixels, the backward over input
  * channels and pixels; both aim for about 32 accumulators per invocation
@@ -100,10 +101,12 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
         lanes, g->cg, g->mg, g->g, g->h, g->w, g->oh, g->ow, g->kh, g->kw,
         (uint32_t)g->sh, (uint32_t)g->sw, (uint32_t)g->dh, (uint32_t)g->dw,
         (uint32_t)g->pt, (uint32_t)g->pl, bc, bp,
-        p->bias, 0, 0, 0,   /* forward only: HAS_BIAS, HAS_ACT, ACT_LO, ACT_HI */
+        bwd ? 0 : p->bias,  /* forward: HAS_BIAS; backward: STORE */
+        0, 0, 0,            /* forward only: HAS_ACT, ACT_LO, ACT_HI */
     };
     _Static_assert(LVK_ARRAY_LEN(spec) == CL_FWD_NSPEC, "conv2d_fwd.comp's constants");
-    pass->nspec = bwd ? 18 : CL_FWD_NSPEC; /* the activation constants are set at recording */
+    /* The activation constants and STORE are set at recording. */
+    pass->nspec = bwd ? CL_BWD_NSPEC : CL_FWD_NSPEC;
     memcpy(pass->spec, spec, pass->nspec * sizeof spec[0]);
     pass->groups[0] = LVK_CEIL_DIV(npix, bp * lanes);
     pass->groups[1] = g->g * LVK_CEIL_DIV(chans, bc);
@@ -121,7 +124,7 @@ enum {
 };
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
 enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32,
-       TX_MASK = 64 };
+       TX_MASK = 64, TX_STORE = 128 };
 
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group, at most max_bc), PH x PW pixels of an oh x ow map in multiples
@@ -538,6 +541,12 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
     }
     if (!dx || !y->grad)
         return LVK_OK;
+    if (lvk_graph_grad_stores(n, 0)) {
+        if (pass.kind == CONV_TEXEL)
+            pass.spec[TX_FLAGS] |= TX_STORE;
+        else
+            pass.spec[CL_BWD_STORE] = 1;
+    }
     struct lvk_bind binds[5] = {LVK_B(dx), LVK_B(y->grad), LVK_B(w->buf)};
     return conv_record(m, n, &pass, binds, 3, mask, cmd, "conv2d_bwd_data");
 }
@@ -560,6 +569,13 @@ static bool conv_fuses_clamp_bwd(const struct lvk_node *n, int k)
     return k == 0 && p && p->bwd.kind == CONV_TEXEL && p->x_texels;
 }
 
+/* Both kernels write each element of x's gradient once. */
+static bool conv_stores_grad(const struct lvk_node *n, int k)
+{
+    (void)n;
+    return k == 0;
+}
+
 static const struct lvk_op_def conv_def = {
     .op_type = "Conv",
     .prepare = conv_prepare,
@@ -568,6 +584,7 @@ static const struct lvk_op_def conv_def = {
     .fuses_clamp = true,
     .fuses_clamp_bwd = conv_fuses_clamp_bwd,
     .reads_input = conv_reads_input,
+    .stores_grad = conv_stores_grad,
 };
 
 const struct lvk_op_def *const lvk_ops_conv[] = {&conv_def, NULL};

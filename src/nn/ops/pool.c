@@ -225,7 +225,7 @@ static lvk_status global_avgpool_prepare(struct lvk_model *m, struct lvk_node *n
 /* Specialization constants of shaders/{max,avg}pool_{fwd,bwd}.comp, in
  * constant_id order; avgpool takes the first 11 (no dilation), maxpool
  * adds its FLAGS and the bounds of a fused gradient mask (MP_*). */
-enum { MP_ROWS = 1, MP_XV4 = 2, MP_MASK = 4 };
+enum { MP_ROWS = 1, MP_XV4 = 2, MP_MASK = 4, MP_STORE = 8 };
 
 static const struct lvk_pipeline *pool_pipeline(struct lvk_model *m, const struct pool *p,
                                                 enum lvk_shader_id id, uint32_t nspec,
@@ -288,7 +288,8 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     if (!dx)
         return LVK_OK;
     const bool texel = maxpool_texel(m, p);
-    const uint32_t flags = (p->w % 4 == 0 ? MP_ROWS : 0) | (a ? MP_MASK : 0);
+    const uint32_t flags = (p->w % 4 == 0 ? MP_ROWS : 0) | (a ? MP_MASK : 0) |
+                           (lvk_graph_grad_stores(n, 0) ? MP_STORE : 0);
     const struct lvk_pipeline *pipe =
         pool_pipeline(m, p, texel ? LVK_SHADER_MAXPOOL_BWD_TEXEL : LVK_SHADER_MAXPOOL_BWD, 16,
                       flags, lo, hi);
@@ -331,9 +332,9 @@ static lvk_status avgpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
                            3, NULL, 0, (uint64_t)(p->planes * p->h * p->w), "avgpool_bwd");
 }
 
-/* The backward computes each element of x's gradient whole: it can apply an
- * activation's gradient mask. */
-static bool maxpool_fuses_clamp_bwd(const struct lvk_node *n, int k)
+/* The backward computes each element of x's gradient whole, once: it can
+ * apply an activation's gradient mask, and store. */
+static bool maxpool_grad_whole(const struct lvk_node *n, int k)
 {
     (void)n;
     return k == 0;
@@ -341,14 +342,14 @@ static bool maxpool_fuses_clamp_bwd(const struct lvk_node *n, int k)
 
 static const struct lvk_op_def maxpool = {
     .op_type = "MaxPool", .prepare = maxpool_prepare, .fwd = maxpool_fwd, .bwd = maxpool_bwd,
-    .fuses_clamp_bwd = maxpool_fuses_clamp_bwd,
+    .fuses_clamp_bwd = maxpool_grad_whole, .stores_grad = maxpool_grad_whole,
 };
 static const struct lvk_op_def avgpool = {
     .op_type = "AveragePool", .prepare = avgpool_prepare, .fwd = avgpool_fwd, .bwd = avgpool_bwd,
 };
 static const struct lvk_op_def global_maxpool = {
     .op_type = "GlobalMaxPool", .prepare = global_maxpool_prepare,
-    .fwd = maxpool_fwd, .bwd = maxpool_bwd, .fuses_clamp_bwd = maxpool_fuses_clamp_bwd,
+    .fwd = maxpool_fwd, .bwd = maxpool_bwd, .fuses_clamp_bwd = maxpool_grad_whole, .stores_grad = maxpool_grad_whole,
 };
 static const struct lvk_op_def global_avgpool = {
     .op_type = "GlobalAveragePool", .prepare = global_avgpool_prepare,

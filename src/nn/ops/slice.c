@@ -332,10 +332,17 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
         if (!src || !dst)
             continue;
 
+        /* Backward adds to the gradient, unless this copy is the first to
+         * write it and writes all of it (lvk_node.grad_store). */
+        bool add = bwd;
+        for (int k = 0; k < n->ninputs; k++)
+            if (bwd && n->inputs[k] == s->dst && lvk_graph_grad_stores(n, k))
+                add = false;
+
         /* Axes are right-aligned in the shader's six. */
         int off = LVK_MAX_DIMS - s->ndim;
         uint32_t spec[SPEC_COUNT] = {0};
-        spec[SPEC_FLAGS] = (bwd ? 1u : 0u) | (act ? 4u : 0u) | (s->table_mask << (8 + off)) |
+        spec[SPEC_FLAGS] = (add ? 1u : 0u) | (act ? 4u : 0u) | (s->table_mask << (8 + off)) |
                            (s->direct_mask << (16 + off));
         spec[SPEC_ACT_LO] = lvk_spec_f32(lo);
         spec[SPEC_ACT_HI] = lvk_spec_f32(hi);

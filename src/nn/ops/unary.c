@@ -169,7 +169,8 @@ static lvk_status unary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_
     const uint32_t relu_mode = p->op == UNARY_CLIP && p->p0 == 0.0f;
     /* Fused into its producer (graph.h), x is never stored: the mask comes
      * from y, bound in x's place. */
-    const uint32_t spec[] = {p->op, lvk_spec_f32(p->p0), lvk_spec_f32(p->p1), relu_mode, n->fused};
+    const uint32_t spec[] = {p->op, lvk_spec_f32(p->p0), lvk_spec_f32(p->p1), relu_mode, n->fused,
+                             lvk_graph_grad_stores(n, 0)};
     const struct lvk_pipeline *pipe =
         lvk_pipeline_get(m->ctx, LVK_SHADER_UNARY_BWD, spec, LVK_ARRAY_LEN(spec));
     if (!pipe)
@@ -273,32 +274,44 @@ static lvk_status dropout_prepare(struct lvk_model *m, struct lvk_node *n)
     return LVK_OK;
 }
 
+/* The backward writes each element of x's gradient once. */
+static bool unary_stores_grad(const struct lvk_node *n, int k)
+{
+    (void)n;
+    return k == 0;
+}
+
 /* ---- registry ---------------------------------------------------------------------- */
 
 static const struct lvk_op_def relu_def = {
     .op_type = "Relu", .prepare = relu_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .stores_grad = unary_stores_grad,
     .clamp_bounds = unary_clamp_bounds,
 };
 static const struct lvk_op_def leaky_relu_def = {
     .op_type = "LeakyRelu", .prepare = leaky_relu_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .stores_grad = unary_stores_grad,
 };
 static const struct lvk_op_def clip_def = {
     .op_type = "Clip", .prepare = clip_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .stores_grad = unary_stores_grad,
     .clamp_bounds = unary_clamp_bounds,
 };
 static const struct lvk_op_def sigmoid_def = {
     .op_type = "Sigmoid", .prepare = sigmoid_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .stores_grad = unary_stores_grad,
 };
 static const struct lvk_op_def tanh_def = {
     .op_type = "Tanh", .prepare = tanh_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
+    .stores_grad = unary_stores_grad,
 };
 static const struct lvk_op_def hard_sigmoid_def = {
     .op_type = "HardSigmoid", .prepare = hard_sigmoid_prepare, .fwd = unary_fwd,
-    .bwd = unary_bwd,
+    .bwd = unary_bwd, .stores_grad = unary_stores_grad,
 };
 static const struct lvk_op_def hard_swish_def = {
     .op_type = "HardSwish", .prepare = hard_swish_prepare, .fwd = unary_fwd,
-    .bwd = unary_bwd,
+    .bwd = unary_bwd, .stores_grad = unary_stores_grad,
 };
 static const struct lvk_op_def identity_def = {
     .op_type = "Identity", .prepare = identity_prepare, .fold = identity_fold, .alias = true,

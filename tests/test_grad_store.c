@@ -1,0 +1,114 @@
+/* Which backward passes store a gradient instead of adding to a zeroed one
+ * (graph.h: lvk_node.grad_store), and that gradients stay right when they
+ * do: over two backward passes with different seeds (a pass that added to
+ * the last pass's values would show), and after a caller seeds a tensor
+ * that was not requested (its gradient must then be added to). Expected
+ * gradients are worked out in closed form.
+ *
+ * x [1, 2, 2, 4] -> Relu -> y;  z = Add(y, x);  out = Concat(z, y) on axis 1.
+ * Backward, nodes in reverse: Concat writes dz and dy first (stores both),
+ * Add adds dz into dy and writes dx first (stores), Relu adds its mask
+ * times dy into dx:
+ *   dy = gy + gz,  dx = gz + relu'(x) dy. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "support/op_harness.h"
+
+enum { N = 16 };
+
+static struct lvk_model *build(void)
+{
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(lvk_test_ctx(), "grad_store", &m), LVK_OK);
+    const struct lvk_shape xs = {4, {1, 2, 2, 4}};
+    const struct lvk_attr axis1 = {.name = "axis", .type = LVK_ATTR_INT, .i = 1};
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
+    assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"x"}, 1,
+                                        (const char *const[]){"y"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Add", "add", (const char *const[]){"y", "x"}, 2,
+                                        (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Concat", "cat", (const char *const[]){"z", "y"}, 2,
+                                        (const char *const[]){"out"}, 1, &axis1, 1), LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "out"), LVK_OK);
+    const struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    return m;
+}
+
+static bool zeroed(const struct lvk_model *m, const char *name)
+{
+    const struct lvk_buf *g = m->values[lvk_graph_find(m, name)].grad;
+    assert_non_null(g);
+    return m->grad_zero[g - m->bufs - m->grad_first];
+}
+
+static void test_plan(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    struct lvk_model *m = build();
+    assert_int_equal(m->nodes[2].grad_store, 3u); /* Concat: dz and dy */
+    assert_int_equal(m->nodes[1].grad_store, 2u); /* Add: dx; dy comes second */
+    assert_int_equal(m->nodes[0].grad_store, 0u); /* Relu: dx comes second */
+    assert_true(zeroed(m, "out")); /* requested: a caller seeds it */
+    assert_false(zeroed(m, "z") || zeroed(m, "y") || zeroed(m, "x"));
+    lvk_model_destroy(m);
+}
+
+static void check_backward(struct lvk_model *m, const float *x, const char *target, float scale)
+{
+    float seed[2 * N], want[N], got[N];
+    for (int i = 0; i < 2 * N; i++)
+        seed[i] = scale * (float)((i * 7) % 11 - 5);
+    const bool out = target[0] == 'o';
+    for (int i = 0; i < N; i++) {
+        const float on = x[i] > 0 ? 1.0f : 0.0f;
+        if (out) {
+            /* Channels 0-1 of out are z, 2-3 are y. */
+            const float gz = seed[i], gy = seed[N + i];
+            want[i] = gz + on * (gy + gz);
+        } else {
+            want[i] = on * seed[i]; /* y seeded, out's gradient zero */
+        }
+    }
+    assert_int_equal(lvk_model_backward(m, target, seed, out ? 2 * N : N, got, N), LVK_OK);
+    for (int i = 0; i < N; i++)
+        if (got[i] != want[i])
+            fail_msg("seed on %s x %g: dx[%d] = %g, want %g", target, scale, i, got[i], want[i]);
+}
+
+static void test_backward(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    struct lvk_model *m = build();
+    float x[N];
+    for (int i = 0; i < N; i++)
+        x[i] = (float)((i * 5) % 9) - 4.0f;
+    assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    check_backward(m, x, "out", 1.0f);
+    check_backward(m, x, "out", -0.5f);
+    /* y was not requested: seeding it re-plans, Concat then adds to dy. */
+    assert_false(zeroed(m, "y"));
+    check_backward(m, x, "y", 1.0f);
+    assert_true(zeroed(m, "y"));
+    assert_int_equal(m->nodes[2].grad_store, 1u);
+    check_backward(m, x, "out", 2.0f);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_backward),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
