@@ -136,11 +136,12 @@ enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_
  * weights fetched by each lane, 8 channels x 2 rows x 8 columns is best for
  * 3x3 (rows share in rows across taps), 8 x 16 for 1x1; with weights shared
  * by shuffles, 16 channels (each input fetch serves more of them: 1x1
- * layers 1.1-1.5x faster); lanes of a SIMD group (8) without a tile do no
- * useful work (with shuffled weights they only fetch their share). */
+ * layers 1.1-1.5x faster); lanes of a SIMD group (simd: lavapipe's
+ * subgroups are its SIMD width, 8 or 16) without a tile do no useful work
+ * (with shuffled weights they only fetch their share). */
 static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint32_t uw,
                         uint32_t kh, uint32_t kw, bool lane_blocks, uint32_t max_bc,
-                        uint32_t *bc, uint32_t *pw, uint32_t *ph)
+                        uint32_t simd, uint32_t *bc, uint32_t *pw, uint32_t *ph)
 {
     /* Channels: all when few; else 5/8 of max_bc to max_bc, the block
      * wasting least of co. */
@@ -167,7 +168,7 @@ static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint
             if (w * h > max_px && (w > uw || h > uh))
                 break;
             uint32_t tiles = LVK_CEIL_DIV(oh, h) * LVK_CEIL_DIV(ow, w);
-            uint32_t lanes = lane_blocks ? tiles : LVK_CEIL_DIV(tiles, 8u) * 8;
+            uint32_t lanes = lane_blocks ? tiles : LVK_CEIL_DIV(tiles, simd) * simd;
             double a = (double)*bc * w * h;
             double cost = (double)lanes * w * h * (a + 32) / a;
             if (best == 0 || cost <= best) {
@@ -230,15 +231,17 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     const struct lvk_ctx *ctx = m->ctx;
     const bool shuffle = ctx->is_lavapipe && !lvk_env_on("LVK_NO_SHUFFLE");
     /* Channel blocks across lanes: depthwise-like layers (a block would be a
-     * few channels) and maps too small for 8 tiles, when there are enough
+     * few channels) and maps too small to give each lane of a SIMD group a
+     * tile, when there are enough
      * blocks for the lanes. */
     uint32_t *s = pass->spec;
     memset(s, 0, sizeof pass->spec);
-    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, 8, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+    const uint32_t simd = LVK_MAX(ctx->info.subgroup_size, 8u);
+    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, 8, simd, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
     uint32_t tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
-    bool lane_blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]) >= 8 && (co <= 4 || tiles < 8);
+    bool lane_blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]) >= simd && (co <= 4 || tiles < simd);
     if (lane_blocks || shuffle) {
-        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks, lane_blocks ? 8 : 16,
+        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks, lane_blocks ? 8 : 16, simd,
                     &s[TX_BC], &s[TX_PW], &s[TX_PH]);
         tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     }
@@ -258,7 +261,7 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
                   (lane_blocks ? TX_LANE_BLOCKS : 0);
 
     uint32_t across = lane_blocks ? blocks : tiles;    /* what a workgroup's lanes span */
-    s[TX_LANES] = 8;
+    s[TX_LANES] = simd;
     while (s[TX_LANES] < 32 && s[TX_LANES] < across)
         s[TX_LANES] *= 2;
     s[TX_SG] = 1;
