@@ -21,7 +21,8 @@ lvk_status lvk_value_count32(const struct lvk_model *m, const struct lvk_node *n
  * use it for tensors of up to `count` elements: on lavapipe, which
  * vectorises texel loads but loops over the SIMD lanes for lane-varying
  * storage-buffer loads, when the views fit maxTexelBufferElements.
- * LVK_NO_TEXEL=1 forces the storage-buffer variants (tests run both). */
+ * LVK_NO_TEXEL=1 forces the storage-buffer variants (tests run both), Conv's
+ * classic kernel included. */
 bool lvk_prefer_texel(const struct lvk_ctx *ctx, uint64_t count);
 
 #endif

@@ -7,8 +7,8 @@
  * weights are run-time inputs on the gradient path fails at recording).
  *
  * Both directions are direct (no im2col buffer), one dispatch each, with one
- * of two kernel families chosen by conv_pick(), the one place that knows
- * devices:
+ * of two kernel families chosen by conv_pick(), by the rule every op with a
+ * texel-buffer variant follows (lvk_prefer_texel):
  *   classic  shaders/conv2d_fwd.comp, conv2d_bwd_data.comp: weights read as
  *            they are from storage buffers, a block of channels x pixels per
  *            invocation. Any device, any weights (also run-time inputs).
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "nn/graph.h"
+#include "nn/ops_common.h"
 
 /* Geometry in the order of shaders/common/conv2d.glsl's constants 1..15. */
 struct conv_geom {
@@ -303,10 +304,12 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
 
 /* ---- choice ---------------------------------------------------------------------------- */
 
-/* Chooses the kernel family of one direction: texel on lavapipe (it needs
- * constant weights, texel views of the input and of the weights within
- * maxTexelBufferElements, which can be as low as 65536, and subgroupShuffle,
- * which its SPIR-V declares), classic elsewhere. */
+/* Chooses the kernel family of one direction: texel where texel variants
+ * pay (lvk_prefer_texel: lavapipe) and it can run (constant weights, texel
+ * views of the input and of the weights within maxTexelBufferElements,
+ * which can be as low as 65536, and subgroupShuffle, which its SPIR-V
+ * declares), classic elsewhere; LVK_CONV_KERNEL=classic|texel overrides
+ * the preference (tests, bench/conv_layers.c). */
 static lvk_status conv_pick(struct lvk_model *m, struct lvk_node *n, struct conv_priv *p,
                             bool bwd)
 {
@@ -315,13 +318,14 @@ static lvk_status conv_pick(struct lvk_model *m, struct lvk_node *n, struct conv
     const struct lvk_value *w = lvk_in(m, n, 1), *b = lvk_in(m, n, 2);
     struct conv_pass *pass = bwd ? &p->bwd : &p->fwd;
 
-    enum conv_kind kind = ctx->is_lavapipe ? CONV_TEXEL : CONV_CLASSIC;
+    const uint64_t in_count =
+        (uint64_t)p->n * g->g * (bwd ? g->mg * g->oh * g->ow : g->cg * g->h * g->w);
+    enum conv_kind kind = lvk_prefer_texel(ctx, in_count) ? CONV_TEXEL : CONV_CLASSIC;
     const char *force = getenv("LVK_CONV_KERNEL");
     for (int k = 0; force && k < CONV_NKIND; k++)
         if (!strcmp(force, conv_kind_name[k]))
             kind = (enum conv_kind)k;
 
-    uint64_t in_count = (uint64_t)p->n * g->g * (bwd ? g->mg * g->oh * g->ow : g->cg * g->h * g->w);
     if (kind == CONV_TEXEL && w->host && (!b || b->host) && ctx->subgroup_shuffle &&
         in_count <= ctx->limits.maxTexelBufferElements)
         return texel_plan(m, n, p, bwd, w->host, !bwd && b ? b->host : NULL, pass);
