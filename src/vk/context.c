@@ -6,7 +6,6 @@
  * is printed and counted, so a test can fail on any. */
 #include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -62,27 +61,11 @@ lvk_status lvk_vk_fail(VkResult r, const char *call, const char *file, int line)
 
 /* ---- discovery --------------------------------------------------------------- */
 
-/* Mesa's CPU driver JITs 256-bit vector code, 8 lanes, even on CPUs with
- * AVX-512, unless LP_NATIVE_VECTOR_WIDTH says otherwise. Where the CPU has
- * AVX-512 and the user has not chosen, lucid-vk asks for 512 bits (16-lane
- * subgroups): on a 2-core AVX-512 Xeon its 3x3 convolutions ran 1.4-2x
- * faster (bench/README.md). LP_NATIVE_VECTOR_WIDTH=256 keeps Mesa's
- * default. Only that driver reads it, when it first starts in the process:
- * before the loader loads any driver. */
-static void prefer_wide_cpu_vectors(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_supports("avx512f"))
-        setenv("LP_NATIVE_VECTOR_WIDTH", "512", 0);
-#endif
-}
-
 static lvk_status load_loader(void)
 {
     static int loaded = 0;
     if (loaded)
         return LVK_OK;
-    prefer_wide_cpu_vectors();
     if (volkInitialize() != VK_SUCCESS)
         return lvk_fail(LVK_ERR_NO_DEVICE, "no Vulkan loader (libvulkan.so.1) found; "
                         "install libvulkan1 and a driver, e.g. apt-get install "
