@@ -13,13 +13,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "io/lvk_io.h"
 #include "onnx.pb-c.h"
+#include "support/cli.h"
 #include "support/demo.h"
 #include "support/op_harness.h"
 
@@ -249,16 +249,15 @@ static void slurp(const char *path, char *buf, size_t len)
  * Validation messages fail the test. */
 static int run_cli(const char *env, const char *args)
 {
-    char cmd[4096], outpath[512], errpath[512];
+    char outpath[512], errpath[512];
     snprintf(outpath, sizeof outpath, "%s/stdout.txt", g_dir);
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
-    snprintf(cmd, sizeof cmd, "%s %s/lucidvk %s >%s 2>%s", env, LVK_BINARY_DIR, args, outpath, errpath);
-    int rc = system(cmd);
+    int rc = lvk_test_cli(env, args, outpath, errpath);
     slurp(outpath, g_out, sizeof g_out);
     slurp(errpath, g_err, sizeof g_err);
     if (strstr(g_err, "lucidvk: validation"))
         fail_msg("lucidvk %s: validation messages:\n%s", args, g_err);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+    return rc;
 }
 
 static int count(const char *text, const char *needle)
@@ -267,12 +266,6 @@ static int count(const char *text, const char *needle)
     for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
         n++;
     return n;
-}
-
-static bool exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
 }
 
 static void test_cli_no_device(void **state)
@@ -359,7 +352,7 @@ static void test_cli_bad_numbers(void **state)
                 fail_msg("%s: stderr lacks \"%s\": %s", args, cases[i].needle[k], g_err);
         /* One message: the usage line and the pointer to --help. */
         assert_int_equal(count(g_err, "\n"), 2);
-        if (exists(out))
+        if (lvk_test_exists(out))
             fail_msg("%s: wrote %s", args, out);
     }
 }
@@ -387,7 +380,7 @@ static void test_cli_sweep_checks_layers_first(void **state)
                 fail_msg("%s: stderr lacks \"%s\": %s", args, cases[i].needle[k], g_err);
         if (g_out[0] || strstr(g_err, "step"))
             fail_msg("%s: rendered before failing:\n%s%s", args, g_out, g_err);
-        assert_false(exists(out));
+        assert_false(lvk_test_exists(out));
     }
 }
 

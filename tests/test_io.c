@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "io/lvk_io.h"
+#include "support/cli.h"
 
 #define FIXTURES LVK_SOURCE_DIR "/tests/data/io/"
 
@@ -66,12 +67,6 @@ static uint8_t *slurp(const char *path, size_t *len)
     uint8_t *data;
     assert_int_equal(lvk_read_file(path, &data, len), LVK_OK);
     return data;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
 }
 
 /* Number of entries in the test directory whose name contains ".tmp.". */
@@ -178,7 +173,7 @@ static void test_atomic_abort_keeps_old_file(void **state)
     assert_true(strncmp(tmp, p, strlen(p)) == 0 && strstr(tmp + strlen(p), ".tmp."));
     fputs("new, but never finished", f);
     fflush(f);
-    assert_true(exists(tmp));
+    assert_true(lvk_test_exists(tmp));
     assert_int_equal(temp_files(), 1);
     lvk_atomic_abort(f, tmp);
     assert_int_equal(temp_files(), 0);
@@ -216,7 +211,7 @@ static void test_atomic_errors(void **state)
     char small[8];
     expect_fail(lvk_atomic_open(p, small, sizeof small, &f), LVK_ERR_INVALID_ARG, "short.bin",
                 NULL);
-    assert_false(exists(p));
+    assert_false(lvk_test_exists(p));
 
     /* rename() onto a non-empty directory fails after the data was written:
      * the temp file must not stay behind. */
@@ -424,7 +419,7 @@ static void test_png_write_errors(void **state)
     tpath(p, "two.png");
     img.c = 2;
     expect_fail(lvk_png_write(p, &img), LVK_ERR_INVALID_ARG, "two.png", NULL);
-    assert_false(exists(p));
+    assert_false(lvk_test_exists(p));
     img.c = 3;
     lvk_image_free(&img);
     assert_null(img.data);
@@ -741,7 +736,7 @@ static void test_npy_write_matches_numpy(void **state)
     expect_fail(lvk_npy_write(p, x, 9, nine), LVK_ERR_INVALID_ARG, "bad.npy", NULL);
     expect_fail(lvk_npy_write(p, x, 1, (const int64_t[]){-2}), LVK_ERR_INVALID_ARG, "bad.npy",
                 NULL);
-    assert_false(exists(p));
+    assert_false(lvk_test_exists(p));
     assert_int_equal(temp_files(), 0);
 }
 
@@ -1020,7 +1015,7 @@ static void test_json_writer_incomplete(void **state)
     lvk_jw_begin_array(&w);
     expect_fail(lvk_jw_write(&w, p), LVK_ERR_INVALID_ARG, "partial.json", NULL);
     assert_null(w.buf);
-    assert_false(exists(p));
+    assert_false(lvk_test_exists(p));
     struct lvk_jw empty = {0};
     expect_fail(lvk_jw_write(&empty, p), LVK_ERR_INVALID_ARG, "partial.json", NULL);
     lvk_jw_free(&empty);
@@ -1161,7 +1156,7 @@ static void test_fashion_mnist(void **state)
 {
     const char *img = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
     const char *lab = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-    if (!exists(img) || !exists(lab)) {
+    if (!lvk_test_exists(img) || !lvk_test_exists(lab)) {
         print_message("Fashion-MNIST not installed (package dataset-fashion-mnist): skipped\n");
         skip();
     }

@@ -29,6 +29,7 @@
 #include "io/lvk_io.h"
 #include "nn/graph.h"
 #include "nn/onnx.h"
+#include "support/cli.h"
 #include "support/demo.h"
 #include "support/op_harness.h"
 
@@ -551,13 +552,12 @@ static void test_gratings_later_layer(void **state)
     lvk_conv_weights_free(&cw);
     lvk_model_destroy(m);
 
-    char json[] = "/tmp/lvk_gratings_XXXXXX", cmd[2048];
+    char json[] = "/tmp/lvk_gratings_XXXXXX", args[2048];
     int fd = mkstemp(json);
     assert_true(fd >= 0);
     close(fd);
-    snprintf(cmd, sizeof cmd, "'%s/lucidvk' kernels '%s' -l mix --json '%s' >/dev/null", LVK_BINARY_DIR, model,
-             json);
-    assert_int_equal(system(cmd), 0);
+    snprintf(args, sizeof args, "kernels '%s' -l mix --json '%s'", model, json);
+    assert_int_equal(lvk_test_cli("", args, NULL, "/dev/stderr"), 0);
     struct lvk_json *j;
     assert_int_equal(lvk_json_read(json, &j), LVK_OK);
     unlink(json);

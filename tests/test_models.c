@@ -9,22 +9,16 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "io/lvk_io.h"
 #include "lucidvk/preproc.h"
+#include "support/cli.h"
 #include "support/op_harness.h"
 
 #define SHARED LVK_SOURCE_DIR "/../shared"
 static const double k_rel_tol = 1e-4;
-
-static bool exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 static double max_abs(const float *x, size_t n)
 {
@@ -57,7 +51,7 @@ static void check_mobilenet(const char *model_name)
     char path[512], ref_path[512];
     snprintf(path, sizeof path, SHARED "/models/%s.onnx", model_name);
     snprintf(ref_path, sizeof ref_path, SHARED "/models/%s.reference.json", model_name);
-    if (!exists(path) || !exists(ref_path)) {
+    if (!lvk_test_exists(path) || !lvk_test_exists(ref_path)) {
         printf("skipped: %s not found (the shared reference data is absent)\n", path);
         skip();
     }
@@ -192,7 +186,7 @@ static void read_npy(const char *name, struct lvk_npy *a)
 static void test_googlenet_torch(void **state)
 {
     const char *path = SHARED "/torch/googlenet_random.onnx";
-    if (!exists(path)) {
+    if (!lvk_test_exists(path)) {
         printf("skipped: %s not found (the shared reference data is absent)\n", path);
         skip();
     }
@@ -245,7 +239,7 @@ static void test_googlenet_torch(void **state)
 static void test_batch_override(void **state)
 {
     const char *path = SHARED "/models/mobilenet_v1_0.25_224.onnx";
-    if (!exists(path)) {
+    if (!lvk_test_exists(path)) {
         printf("skipped: %s not found\n", path);
         skip();
     }

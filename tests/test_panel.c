@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,10 +31,10 @@
 #include "io/lvk_io.h"
 #include "lucidvk/render.h"
 #include "lvk_util.h"
+#include "support/cli.h"
 #include "support/demo.h"
 #include "support/op_harness.h"
 
-#define LUCIDVK LVK_BINARY_DIR "/lucidvk"
 #define OUT LVK_BINARY_DIR "/test_output/panel"
 #define STEPS 16
 #define SEED 2
@@ -43,16 +42,10 @@
 /* Runs the command line; returns its exit status. */
 static int run(const char *args)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' render '%s' %s >'%s/log.txt' 2>&1", LUCIDVK, LVK_DEMO_MODEL, args, OUT);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
+    char cmd[4096], log[1100];
+    snprintf(cmd, sizeof cmd, "render '%s' %s", LVK_DEMO_MODEL, args);
+    snprintf(log, sizeof log, "%s/log.txt", OUT);
+    return lvk_test_cli("", cmd, log, log);
 }
 
 /* 8-bit level a PNG stores for v (lvk_png_write: clamp, round). */
@@ -245,7 +238,7 @@ static void test_errors(void **state)
         if (!strstr((const char *)text, cases[i].msg))
             fail_msg("%s: expected \"%s\" in:\n%s", cases[i].args, cases[i].msg, text);
         free(text);
-        if (exists(r) || exists(p))
+        if (lvk_test_exists(r) || lvk_test_exists(p))
             fail_msg("%s: a failed panel left files behind", cases[i].args);
     }
 }
