@@ -9,7 +9,11 @@
  * Backward, nodes in reverse: Concat writes dz and dy first (stores both),
  * Add adds dz into dy and writes dx first (stores), Relu adds its mask
  * times dy into dx:
- *   dy = gy + gz,  dx = gz + relu'(x) dy. */
+ *   dy = gy + gz,  dx = gz + relu'(x) dy.
+ * y has two readers, so it keeps its own gradient; in a residual block
+ * (z = Add(Relu(x), x), z the output) the Relu's output is read by the Add
+ * alone and shares z's gradient buffer (lvk_node.grad_shared): the Add
+ * writes only dx, which the Relu then adds to: dx = g + relu'(x) g. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +44,11 @@ static struct lvk_model *build(void)
     return m;
 }
 
+static float input(int i)
+{
+    return (float)((i * 5) % 9) - 4.0f;
+}
+
 static bool zeroed(const struct lvk_model *m, const char *name)
 {
     const struct lvk_buf *g = m->values[lvk_graph_find(m, name)].grad;
@@ -55,6 +64,7 @@ static void test_plan(void **state)
     assert_int_equal(m->nodes[2].grad_store, 3u); /* Concat: dz and dy */
     assert_int_equal(m->nodes[1].grad_store, 2u); /* Add: dx; dy comes second */
     assert_int_equal(m->nodes[0].grad_store, 0u); /* Relu: dx comes second */
+    assert_int_equal(m->nodes[1].grad_shared, 0u); /* y has two readers */
     assert_true(zeroed(m, "out")); /* requested: a caller seeds it */
     assert_false(zeroed(m, "z") || zeroed(m, "y") || zeroed(m, "x"));
     lvk_model_destroy(m);
@@ -89,7 +99,7 @@ static void test_backward(void **state)
     struct lvk_model *m = build();
     float x[N];
     for (int i = 0; i < N; i++)
-        x[i] = (float)((i * 5) % 9) - 4.0f;
+        x[i] = input(i);
     assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
     check_backward(m, x, "out", 1.0f);
@@ -104,11 +114,50 @@ static void test_backward(void **state)
     lvk_test_assert_no_validation();
 }
 
+static void test_residual(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(lvk_test_ctx(), "residual", &m), LVK_OK);
+    const struct lvk_shape xs = {4, {1, 2, 2, 4}};
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
+    assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"x"}, 1,
+                                        (const char *const[]){"a"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Add", "add", (const char *const[]){"a", "x"}, 2,
+                                        (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "z"), LVK_OK);
+    const struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    assert_int_equal(m->nodes[1].grad_shared, 1u);
+    assert_ptr_equal(m->values[lvk_graph_find(m, "a")].grad, m->values[lvk_graph_find(m, "z")].grad);
+    assert_int_equal(m->nodes[1].grad_store, 2u); /* dx, first */
+
+    float x[N], g[N], got[N];
+    for (int i = 0; i < N; i++)
+        x[i] = input(i);
+    assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    for (float scale = 1.0f; scale > -1.0f; scale -= 1.5f) {
+        for (int i = 0; i < N; i++)
+            g[i] = scale * (float)((i * 3) % 7 - 3);
+        assert_int_equal(lvk_model_backward(m, "z", g, N, got, N), LVK_OK);
+        for (int i = 0; i < N; i++) {
+            const float want = g[i] + (x[i] > 0 ? g[i] : 0.0f);
+            if (got[i] != want)
+                fail_msg("seed x %g: dx[%d] = %g, want %g", scale, i, got[i], want);
+        }
+    }
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_backward),
+        cmocka_unit_test(test_residual),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -527,6 +527,45 @@ void lvk_graph_seed_target(struct lvk_model *m, int v)
     plan_grad_stores(m);
 }
 
+/* An input whose gradient always equals its reader's output's (an Add's
+ * operand of the output's shape) shares the output's gradient buffer when
+ * nothing else reads it: the reader's backward then copies nothing for it,
+ * and the input's producer reads the output's gradient directly (a residual
+ * block's last convolution, the Add's only reader). share[v] is the value
+ * whose gradient buffer v uses, or -1. Graph inputs keep their own, which
+ * callers read. */
+static void share_grads(struct lvk_model *m, int *share)
+{
+    int *readers = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *readers);
+    for (int v = 0; v < m->nvalues; v++)
+        share[v] = -1;
+    if (!readers || lvk_env_on("LVK_NO_FUSE")) {
+        free(readers);
+        return; /* an optimisation: without memory, every value keeps its own */
+    }
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].needed)
+            for (int k = 0; k < m->nodes[i].ninputs; k++)
+                if (m->nodes[i].inputs[k] >= 0)
+                    readers[m->nodes[i].inputs[k]]++;
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        if (!n->needed || n->folded || !n->def->passes_grad || n->noutputs < 1 || n->outputs[0] < 0)
+            continue;
+        for (int k = 0; k < n->ninputs; k++) {
+            const int v = n->inputs[k];
+            const struct lvk_value *val = v >= 0 ? &m->values[v] : NULL;
+            if (!val || readers[v] != 1 || !val->on_grad_path || val->is_input || val->alias_of >= 0 ||
+                (val->producer >= 0 && m->nodes[val->producer].bwd_fused) ||
+                !n->def->passes_grad(m, n, k))
+                continue;
+            share[v] = n->outputs[0];
+            n->grad_shared |= 1u << k;
+        }
+    }
+    free(readers);
+}
+
 static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     /* What runs: everything upstream of the requested values. */
@@ -609,10 +648,16 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     VkDeviceSize *sizes = lvk_calloc((size_t)cap, sizeof *sizes);
     int *val_buf = lvk_calloc((size_t)m->nvalues, sizeof *val_buf);
     int *val_grad = lvk_calloc((size_t)m->nvalues, sizeof *val_grad);
-    if (!sizes || !val_buf || !val_grad) {
-        free(sizes); free(val_buf); free(val_grad); free(requested);
+    int *share = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *share);
+    if (!sizes || !val_buf || !val_grad || !share) {
+        free(sizes); free(val_buf); free(val_grad); free(share); free(requested);
         return LVK_ERR_HOST_OOM;
     }
+    if (m->gradients)
+        share_grads(m, share);
+    else
+        for (int v = 0; v < m->nvalues; v++)
+            share[v] = -1;
     int nb = 0;
     sizes[nb++] = sizeof(struct lvk_ctrl); /* buffer 0: control block */
     for (int v = 0; v < m->nvalues; v++) {
@@ -639,7 +684,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
          * no gradient of its own (fuse_activations). */
         const bool masked_away = val->producer >= 0 && m->nodes[val->producer].bwd_fused;
         if (val->needed && val->alias_of < 0 && val->dtype == LVK_DTYPE_F32 && val->on_grad_path &&
-            !masked_away) {
+            !masked_away && share[v] < 0) {
             val_grad[v] = nb;
             sizes[nb++] = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
         }
@@ -648,7 +693,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     free(requested);
     int *extra_base = lvk_calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *extra_base);
     if (!extra_base) {
-        free(sizes); free(val_buf); free(val_grad);
+        free(sizes); free(val_buf); free(val_grad); free(share);
         return LVK_ERR_HOST_OOM;
     }
     for (int i = 0; i < m->nnodes; i++) {
@@ -672,8 +717,11 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             int root = m->values[v].alias_of >= 0 ? m->values[v].alias_of : v;
             if (val_buf[root] >= 0)
                 m->values[v].buf = &m->bufs[val_buf[root]];
-            if (val_grad[root] >= 0)
-                m->values[v].grad = &m->bufs[val_grad[root]];
+            int g = root;
+            while (share[g] >= 0) /* chains: an Add's operand that is an Add */
+                g = share[g];
+            if (val_grad[g] >= 0)
+                m->values[v].grad = &m->bufs[val_grad[g]];
         }
         for (int i = 0; i < m->nnodes; i++)
             if (m->nodes[i].needed)
@@ -695,7 +743,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         else
             st = LVK_ERR_HOST_OOM;
     }
-    free(sizes); free(val_buf); free(val_grad); free(extra_base);
+    free(sizes); free(val_buf); free(val_grad); free(share); free(extra_base);
     return st;
 }
 
@@ -751,6 +799,8 @@ bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bo
 const struct lvk_buf *lvk_graph_input_grad(const struct lvk_model *m, const struct lvk_node *n,
                                            int k)
 {
+    if (n->grad_shared >> k & 1u)
+        return NULL;
     const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[k], NULL, NULL);
     return a ? m->values[a->inputs[0]].grad : m->values[n->inputs[k]].grad;
 }

@@ -123,6 +123,10 @@ struct lvk_node {
      * (lvk_op_def.stores_grad): it stores instead of adding, and that
      * gradient is not zeroed before the backward. */
     uint32_t grad_store;
+    /* Set by planning (share_grads in graph.c): bit k when input k's
+     * gradient is the gradient of output 0, the same buffer (an Add's
+     * operand that only it reads): the backward writes nothing for it. */
+    uint32_t grad_shared;
 
     /* Op-private state from prepare(), released with free(). */
     void *priv;
@@ -178,6 +182,10 @@ struct lvk_op_def {
      * than add to it (lvk_node.grad_store): it writes every element of it,
      * each once. NULL: it cannot. Called after prepare(). */
     bool (*stores_grad)(const struct lvk_node *n, int k);
+    /* Whether the gradient of input k always equals that of output 0 (an
+     * operand of Add with the output's shape), so the two may share a
+     * buffer (lvk_node.grad_shared). NULL: never. Called after prepare(). */
+    bool (*passes_grad)(const struct lvk_model *m, const struct lvk_node *n, int k);
 };
 
 /* How Relu-like ops (Relu, Clip with min 0) propagate gradients; read by
@@ -270,7 +278,8 @@ const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, flo
 
 /* The gradient buffer node n's backward writes for its input k: the
  * input's own, or with a fused activation mask the activation input's
- * (lvk_graph_grad_mask); NULL when there is none. */
+ * (lvk_graph_grad_mask); NULL when there is none, or when it is the
+ * output's own (lvk_node.grad_shared) and needs no writing. */
 const struct lvk_buf *lvk_graph_input_grad(const struct lvk_model *m, const struct lvk_node *n,
                                            int k);
 /* Whether node n's backward stores the gradient of its input k rather than

@@ -213,7 +213,8 @@ static lvk_status binary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk
     bcast_plan(&c->shape, &in[0]->shape, &in[1]->shape, &p);
 
     for (int t = 0; t < 2; ++t) {
-        if (!in[t]->grad)
+        const struct lvk_buf *dt = lvk_graph_input_grad(m, n, t);
+        if (!dt)
             continue;
         /* binary_bwd.comp: OP, WRT_B, ND, RMASK, S0..S5, O0..O5, STORE */
         uint32_t spec[5 + 2 * LVK_MAX_DIMS] = {binary_op_of(n), (uint32_t)t, (uint32_t)p.nd};
@@ -231,7 +232,7 @@ static lvk_status binary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk
         /* One invocation per element of the operand (its count fits: it is
          * at most c's). */
         LVK_CHECK(lvk_dispatch_1d(cmd, pipe,
-                                  LVK_BINDS(LVK_B(in[t]->grad), LVK_B(c->grad),
+                                  LVK_BINDS(LVK_B(dt), LVK_B(c->grad),
                                             LVK_B(in[1 - t]->buf), LVK_B(in[t]->buf)), 4,
                                   NULL, 0, (uint64_t)lvk_shape_count(&in[t]->shape),
                                   n->def->op_type));
@@ -249,9 +250,21 @@ static bool binary_stores_grad(const struct lvk_node *n, int k)
     return k < 2;
 }
 
+/* d(a + b)/da = d(a + b)/db = d(a - b)/da = 1: an operand of the output's
+ * shape (not broadcast) has the output's gradient. */
+static bool binary_passes_grad(const struct lvk_model *m, const struct lvk_node *n, int k)
+{
+    const enum binary_op op = binary_op_of(n);
+    if (k > 1 || !(op == BINARY_ADD || (op == BINARY_SUB && k == 0)))
+        return false;
+    const struct lvk_shape *x = &m->values[n->inputs[k]].shape;
+    const struct lvk_shape *y = &m->values[n->outputs[0]].shape;
+    return x->ndim == y->ndim && lvk_shape_count(x) == lvk_shape_count(y);
+}
+
 #define BINARY_DEF(name)                                                                 \
     {.op_type = name, .prepare = binary_prepare, .fold = binary_fold, .fwd = binary_fwd, \
-     .bwd = binary_bwd, .stores_grad = binary_stores_grad}
+     .bwd = binary_bwd, .stores_grad = binary_stores_grad, .passes_grad = binary_passes_grad}
 
 static const struct lvk_op_def binary_defs[BINARY_NOPS] = {
     [BINARY_ADD] = BINARY_DEF("Add"),
