@@ -290,6 +290,7 @@ static void test_ig_small(void **state)
         fail_msg("ig: %s", lvk_last_error());
     assert_int_equal(r.batch, 4);
     assert_int_equal(r.steps, steps);
+    assert_int_equal(r.images, steps);
     /* Stages of 5 (Gauss-Legendre), 3 and 2 nodes in batches of 4. */
     assert_int_equal(r.passes, 2 + 1 + 1);
 
@@ -467,6 +468,7 @@ static void test_guided_two_layer(void **state)
      *   guided: unit 2's gradient is negative, unit 1 is off:
      *           only 1*W1[0]          = (1, 0, 0, 1) */
     attribute(m, LVK_ATTR_SALIENCY, 0, &r);
+    assert_int_equal(r.images, 1);
     assert_float_equal(r.value, -2.5, 1e-6);
     expect4(&r, (const float[]){1, -3, -3, 1}, "saliency, class 0");
     lvk_attr_result_free(&r);
@@ -500,6 +502,7 @@ static void test_smoothgrad_two_layer(void **state)
     attribute(m, LVK_ATTR_SMOOTHGRAD, 0, &r);
     assert_int_equal(r.batch, 4);
     assert_int_equal(r.passes, 3);
+    assert_int_equal(r.images, 10);
     assert_float_equal(r.value, -2.5, 1e-6);
     expect4(&r, (const float[]){1, -3, -3, 1}, "smoothgrad, class 0");
     assert_float_equal(r.map[1], 3, 1e-5);

@@ -389,6 +389,7 @@ static lvk_status gradients(struct session *s, const float *image, struct lvk_at
 static lvk_status smoothgrad(struct session *s, const float *image, struct lvk_attr_result *r)
 {
     const int n = s->o->samples > 0 ? s->o->samples : LVK_ATTR_DEFAULT_SAMPLES;
+    r->images = n;
     const double sigma = s->o->noise > 0 ? s->o->noise : LVK_ATTR_DEFAULT_NOISE;
     double *sum = calloc(s->img, sizeof *sum);
     float *noisy = malloc((size_t)s->B * s->img * sizeof *noisy);
@@ -542,7 +543,7 @@ static lvk_status integrated_gradients(struct session *s, const float *image,
                         ? LVK_OK : lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
     if (st == LVK_OK && s->o->baseline)
         memcpy(base, s->o->baseline, s->img * sizeof *base);
-    r->steps = n;
+    r->steps = r->images = n;
 
     /* f(x0) and f(x), in one pass when the batch holds two images. */
     if (st == LVK_OK) {
@@ -708,6 +709,7 @@ lvk_status lvk_attr_compute(lvk_model_t *m, const struct lvk_attr_opts *o, const
         r->h = s.H;
         r->w = s.W;
         r->batch = s.B;
+        r->images = 1; /* the methods with more say so */
         r->map = calloc((size_t)s.H * s.W, sizeof *r->map);
         if (o->method != LVK_ATTR_GRADCAM)
             r->attr = calloc(s.img, sizeof *r->attr);

@@ -99,6 +99,8 @@ struct lvk_attr_result {
     double value;             /* f(x) */
     int batch;                /* images per pass */
     int passes;               /* forward+backward passes run (forward-only ones not counted) */
+    int images;               /* images whose gradient was taken: IG's path nodes,
+                                 SmoothGrad's samples, else 1 */
     /* ig */
     int steps;
     double *nodes;            /* [steps] the t_k, ascending */

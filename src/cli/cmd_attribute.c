@@ -53,17 +53,6 @@ static void help(void)
            LVK_ATTR_DEFAULT_STEPS, LVK_ATTR_DEFAULT_SAMPLES, (double)LVK_ATTR_DEFAULT_NOISE);
 }
 
-/* Images whose gradient the method took: one per IG node or SmoothGrad
- * sample, else the image itself. */
-static int gradient_images(const struct lvk_attr_opts *ao, const struct lvk_attr_result *res)
-{
-    switch (ao->method) {
-    case LVK_ATTR_IG: return res->steps;
-    case LVK_ATTR_SMOOTHGRAD: return ao->samples > 0 ? ao->samples : LVK_ATTR_DEFAULT_SAMPLES;
-    default: return 1;
-    }
-}
-
 int cmd_attribute(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -200,7 +189,7 @@ int cmd_attribute(int argc, char **argv)
     if (ao.method == LVK_ATTR_GRADCAM)
         printf("  Grad-CAM at '%s' (%d x %d)\n", res.layer, res.cam_h, res.cam_w);
     /* Passes fill up to res.batch images; the last of a run is often short. */
-    const int images = gradient_images(&ao, &res);
+    const int images = res.images;
     printf("  %d forward+backward pass%s, %d image%s", res.passes, res.passes == 1 ? "" : "es", images,
            images == 1 ? "" : "s");
     if (res.passes > 1)
