@@ -419,6 +419,26 @@ static int alias_root(const struct lvk_model *m, int v)
     return v;
 }
 
+/* How often the needed nodes read each value, and the last read: the
+ * fusions below act on values that one node reads once. */
+struct value_reads {
+    int count;
+    int node, input; /* the last read: node index, input slot */
+};
+
+/* NULL without memory: the fusions are optimisations, and are skipped. */
+static struct value_reads *count_reads(const struct lvk_model *m)
+{
+    struct value_reads *r = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *r);
+    for (int i = 0; r && i < m->nnodes; i++)
+        for (int k = 0; m->nodes[i].needed && k < m->nodes[i].ninputs; k++) {
+            const int v = m->nodes[i].inputs[k];
+            if (v >= 0)
+                r[v] = (struct value_reads){r[v].count + 1, i, k};
+        }
+    return r;
+}
+
 /* Fuses each Relu/ReLU6 into the Conv before it where nothing else reads
  * the Conv's output: the Conv clamps as it stores, so the pre-activation
  * tensor is never written or allocated and the activation's forward pass
@@ -434,18 +454,9 @@ static int alias_root(const struct lvk_model *m, int v)
  * computes each element of y's gradient whole, so the mask, which may
  * depend on the gradient's sign (lvk_relu_mode), sees the final value.
  * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
-static void fuse_activations(struct lvk_model *m, const bool *requested)
+static void fuse_activations(struct lvk_model *m, const bool *requested,
+                             const struct value_reads *reads)
 {
-    if (lvk_env_on("LVK_NO_FUSE"))
-        return;
-    int *readers = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *readers);
-    if (!readers)
-        return; /* fusion is an optimisation: without memory, run unfused */
-    for (int i = 0; i < m->nnodes; i++)
-        if (m->nodes[i].needed)
-            for (int k = 0; k < m->nodes[i].ninputs; k++)
-                if (m->nodes[i].inputs[k] >= 0)
-                    readers[m->nodes[i].inputs[k]]++;
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *a = &m->nodes[i];
         float lo, hi;
@@ -454,7 +465,7 @@ static void fuse_activations(struct lvk_model *m, const bool *requested)
             continue;
         const int x = a->inputs[0];
         const int p = m->values[x].producer;
-        if (p < 0 || requested[x] || readers[x] != 1)
+        if (p < 0 || requested[x] || reads[x].count != 1)
             continue;
         struct lvk_node *c = &m->nodes[p];
         if (!c->needed || c->folded || !c->def->fuses_clamp || c->outputs[0] != x || c->act >= 0)
@@ -469,16 +480,12 @@ static void fuse_activations(struct lvk_model *m, const bool *requested)
             a->outputs[0] < 0 || !a->def->clamp_bounds(a, &lo, &hi))
             continue;
         const int y = a->outputs[0];
-        if (requested[y] || readers[y] != 1 || !m->values[a->inputs[0]].on_grad_path)
+        if (requested[y] || reads[y].count != 1 || !m->values[a->inputs[0]].on_grad_path)
             continue;
-        for (int j = 0; j < m->nnodes; j++) {
-            const struct lvk_node *r = &m->nodes[j];
-            for (int k = 0; r->needed && k < r->ninputs; k++)
-                if (r->inputs[k] == y && r->def->fuses_clamp_bwd && r->def->fuses_clamp_bwd(r, k))
-                    a->bwd_fused = true;
-        }
+        const struct lvk_node *r = &m->nodes[reads[y].node];
+        if (r->def->fuses_clamp_bwd && r->def->fuses_clamp_bwd(r, reads[y].input))
+            a->bwd_fused = true;
     }
-    free(readers);
 }
 
 /* The first node whose backward writes a gradient (nodes run backwards)
@@ -534,28 +541,18 @@ void lvk_graph_seed_target(struct lvk_model *m, int v)
  * block's last convolution, the Add's only reader). share[v] is the value
  * whose gradient buffer v uses, or -1. Graph inputs keep their own, which
  * callers read. */
-static void share_grads(struct lvk_model *m, int *share)
+static void share_grads(struct lvk_model *m, const struct value_reads *reads, int *share)
 {
-    int *readers = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *readers);
     for (int v = 0; v < m->nvalues; v++)
         share[v] = -1;
-    if (!readers || lvk_env_on("LVK_NO_FUSE")) {
-        free(readers);
-        return; /* an optimisation: without memory, every value keeps its own */
-    }
-    for (int i = 0; i < m->nnodes; i++)
-        if (m->nodes[i].needed)
-            for (int k = 0; k < m->nodes[i].ninputs; k++)
-                if (m->nodes[i].inputs[k] >= 0)
-                    readers[m->nodes[i].inputs[k]]++;
-    for (int i = 0; i < m->nnodes; i++) {
+    for (int i = 0; reads && m->gradients && i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
         if (!n->needed || n->folded || !n->def->passes_grad || n->noutputs < 1 || n->outputs[0] < 0)
             continue;
         for (int k = 0; k < n->ninputs; k++) {
             const int v = n->inputs[k];
             const struct lvk_value *val = v >= 0 ? &m->values[v] : NULL;
-            if (!val || readers[v] != 1 || !val->on_grad_path || val->is_input || val->alias_of >= 0 ||
+            if (!val || reads[v].count != 1 || !val->on_grad_path || val->is_input || val->alias_of >= 0 ||
                 (val->producer >= 0 && m->nodes[val->producer].bwd_fused) ||
                 !n->def->passes_grad(m, n, k))
                 continue;
@@ -563,7 +560,6 @@ static void share_grads(struct lvk_model *m, int *share)
             n->grad_shared |= 1u << k;
         }
     }
-    free(readers);
 }
 
 static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
@@ -624,7 +620,11 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         }
     }
 
-    fuse_activations(m, requested);
+    /* Fusions rewrite the plan for values one node reads once; LVK_NO_FUSE=1
+     * turns them off (for comparisons). */
+    struct value_reads *reads = lvk_env_on("LVK_NO_FUSE") ? NULL : count_reads(m);
+    if (reads)
+        fuse_activations(m, requested, reads);
     /* From here `requested` also marks every value some pass reads on the
      * device: a constant marked by neither gets no device buffer. */
     for (int i = 0; i < m->nnodes; i++) {
@@ -650,14 +650,11 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     int *val_grad = lvk_calloc((size_t)m->nvalues, sizeof *val_grad);
     int *share = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *share);
     if (!sizes || !val_buf || !val_grad || !share) {
-        free(sizes); free(val_buf); free(val_grad); free(share); free(requested);
+        free(sizes); free(val_buf); free(val_grad); free(share); free(requested); free(reads);
         return LVK_ERR_HOST_OOM;
     }
-    if (m->gradients)
-        share_grads(m, share);
-    else
-        for (int v = 0; v < m->nvalues; v++)
-            share[v] = -1;
+    share_grads(m, reads, share);
+    free(reads);
     int nb = 0;
     sizes[nb++] = sizeof(struct lvk_ctrl); /* buffer 0: control block */
     for (int v = 0; v < m->nvalues; v++) {
