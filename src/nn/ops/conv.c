@@ -532,15 +532,14 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
                              "gradients w.r.t. convolution weights or bias are not supported "
                              "(they are frozen); make them initializers");
     /* With the backward of the activation before it (graph.h: bwd_fused),
-     * the kernel masks what it stores and writes the activation input's
-     * gradient; x, the activation's output, has none. */
+     * the kernel masks what it stores, into the activation input's gradient
+     * (what lvk_graph_input_grad names); x, the activation's output, has none. */
     struct conv_pass pass = p->bwd;
-    struct lvk_buf *dx = x->grad, *mask = NULL;
+    const struct lvk_buf *dx = lvk_graph_input_grad(m, n, 0);
+    struct lvk_buf *mask = NULL;
     float lo, hi;
-    const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[0], &lo, &hi);
-    if (a) {
+    if (lvk_graph_grad_mask(m, n->inputs[0], &lo, &hi)) {
         LVK_ASSERT(pass.kind == CONV_TEXEL);
-        dx = lvk_in(m, a, 0)->grad;
         mask = x->buf;
         pass.spec[TX_FLAGS] |= TX_MASK;
         pass.spec[TX_ACT_LO] = lvk_spec_f32(lo);

@@ -284,7 +284,7 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     const struct lvk_value *x = lvk_in(m, n, 0);
     float lo = 0, hi = 0;
     const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[0], &lo, &hi);
-    const struct lvk_buf *dx = a ? lvk_in(m, a, 0)->grad : x->grad;
+    const struct lvk_buf *dx = lvk_graph_input_grad(m, n, 0);
     if (!dx)
         return LVK_OK;
     const bool texel = maxpool_texel(m, p);

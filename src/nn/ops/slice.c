@@ -320,24 +320,22 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
         if (s->bwd != bwd || count == 0)
             continue;
         const struct lvk_value *sv = &m->values[s->src], *dv = &m->values[s->dst];
+        /* Backward writes the gradient of input k: with an activation's
+         * mask applied on the way (graph.h: bwd_fused), its input's
+         * (lvk_graph_input_grad); it adds to it unless this copy is the
+         * first to write it and writes all of it (lvk_node.grad_store). */
+        int k = 0;
+        while (bwd && k < n->ninputs && n->inputs[k] != s->dst)
+            k++;
+        LVK_ASSERT(!bwd || k < n->ninputs); /* backward steps write input gradients */
         const struct lvk_buf *src = bwd ? sv->grad : sv->buf;
-        const struct lvk_buf *dst = bwd ? dv->grad : dv->buf;
-        /* Into the gradient of an activation's output whose backward this
-         * node applies (graph.h: bwd_fused): masked, into its input's. */
+        const struct lvk_buf *dst = bwd ? lvk_graph_input_grad(m, n, k) : dv->buf;
         float lo = 0, hi = 0;
         const struct lvk_node *act = bwd ? lvk_graph_grad_mask(m, s->dst, &lo, &hi) : NULL;
-        if (act)
-            dst = lvk_in(m, act, 0)->grad;
+        const bool add = bwd && !lvk_graph_grad_stores(n, k);
         /* No buffer: an output nobody reads, or an input off the gradient path. */
         if (!src || !dst)
             continue;
-
-        /* Backward adds to the gradient, unless this copy is the first to
-         * write it and writes all of it (lvk_node.grad_store). */
-        bool add = bwd;
-        for (int k = 0; k < n->ninputs; k++)
-            if (bwd && n->inputs[k] == s->dst && lvk_graph_grad_stores(n, k))
-                add = false;
 
         /* Axes are right-aligned in the shader's six. */
         int off = LVK_MAX_DIMS - s->ndim;
