@@ -189,9 +189,8 @@ int cmd_attribute(int argc, char **argv)
     if (ao.method == LVK_ATTR_GRADCAM)
         printf("  Grad-CAM at '%s' (%d x %d)\n", res.layer, res.cam_h, res.cam_w);
     /* Passes fill up to res.batch images; the last of a run is often short. */
-    const int images = res.images;
-    printf("  %d forward+backward pass%s, %d image%s", res.passes, res.passes == 1 ? "" : "es", images,
-           images == 1 ? "" : "s");
+    printf("  %d forward+backward pass%s, %d image%s", res.passes, res.passes == 1 ? "" : "es",
+           res.images, res.images == 1 ? "" : "s");
     if (res.passes > 1)
         printf(" (up to %d a pass)", res.batch);
     printf(", %.1f s\n", secs);

@@ -512,15 +512,16 @@ static void plan_grad_stores(struct lvk_model *m)
             continue;
         for (int k = 0; k < n->ninputs; k++) {
             const struct lvk_buf *g = n->inputs[k] >= 0 ? lvk_graph_input_grad(m, n, k) : NULL;
-            if (!g || seen[g - m->bufs - m->grad_first])
+            const ptrdiff_t gi = g ? g - m->bufs - m->grad_first : 0;
+            if (!g || seen[gi])
                 continue;
-            seen[g - m->bufs - m->grad_first] = true;
+            seen[gi] = true;
             bool twice = false;
             for (int j = 0; j < n->ninputs; j++)
                 twice |= j != k && n->inputs[j] >= 0 && lvk_graph_input_grad(m, n, j) == g;
             if (!twice && n->def->stores_grad && n->def->stores_grad(n, k)) {
                 n->grad_store |= 1u << k;
-                m->grad_zero[g - m->bufs - m->grad_first] = false;
+                m->grad_zero[gi] = false;
             }
         }
     }
