@@ -15,11 +15,14 @@ layout(constant_id = 18) const bool HAS_BIAS = false; // b is bound but unread w
 layout(constant_id = 19) const bool HAS_ACT = false;
 layout(constant_id = 20) const float ACT_LO = 0.0;
 layout(constant_id = 21) const float ACT_HI = 0.0;
+// An Add fused into this convolution (lvk_node.sum): y = conv + r, before the clamp.
+layout(constant_id = 22) const bool HAS_RESID = false; // r is bound but unread when false
 
 layout(std430, set = 0, binding = 0) writeonly buffer Y { float y[]; };  // y: [N, M, OH, OW]
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };   // x: [N, C, H, W]
 layout(std430, set = 0, binding = 2) readonly buffer Wt { float w[]; };  // w: [M, CG, KH, KW]
 layout(std430, set = 0, binding = 3) readonly buffer B { float b[]; };   // b: [M]
+layout(std430, set = 0, binding = 4) readonly buffer R { float r[]; };   // r: [N, M, OH, OW]
 
 void main()
 {
@@ -83,8 +86,10 @@ void main()
         const uint yo = (n * M + m0 + i) * npix;
         for (uint j = 0; j < BP; ++j) {
             uint p = p0 + j * lanes;
-            if (p < npix)
-                y[yo + p] = HAS_ACT ? min(max(acc[i * BP + j], ACT_LO), ACT_HI) : acc[i * BP + j];
+            if (p < npix) {
+                float v = acc[i * BP + j] + (HAS_RESID ? r[yo + p] : 0.0);
+                y[yo + p] = HAS_ACT ? min(max(v, ACT_LO), ACT_HI) : v;
+            }
         }
     }
 }

@@ -37,7 +37,9 @@
 // Backward with FLAGS & 64: the forward's x is the output of a Relu/ReLU6
 // whose backward this kernel applies (lvk_node.bwd_fused): it masks each
 // element of dx as it stores it, and "out" is the gradient of the
-// activation's input instead.
+// activation's input instead. Forward with FLAGS & 256: "out" is the sum of
+// an Add fused into this convolution (lvk_node.sum), its other operand
+// added to each element before the clamp and the store.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
@@ -65,7 +67,8 @@ layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple 
 layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
                                                // 16 activation, 32 weights shared by shuffles,
                                                // 64 activation's gradient mask (backward),
-                                               // 128 backward stores (else adds to "out")
+                                               // 128 backward stores (else adds to "out"),
+                                               // 256 forward adds the tensor at binding 3
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
 // Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI);
 // backward with its mask (FLAGS & 64): the activation's bounds.
@@ -77,6 +80,7 @@ layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
 const bool ACT = (FLAGS & 16) != 0, SHUF = (FLAGS & 32) != 0, MASK = (FLAGS & 64) != 0;
+const bool RESID = (FLAGS & 256) != 0;
 // dx accumulates (lvk_node.grad_store). Not BWD && ...: glslang evaluates a
 // && of constants as control flow in main, which specialisation breaks.
 const bool ADD = (FLAGS & (2 | 128)) == 2;
@@ -109,9 +113,10 @@ layout(set = 0, binding = 1) uniform samplerBuffer x;           // in: [N, G*CI,
 layout(set = 0, binding = 2) uniform samplerBuffer wt;          // w: [G, CO/BC, CI, NWT] rgba32f, each
                                                                 //    NWT texels = [KH, KW, BC] zero-padded;
                                                                 // then with bias b: [G, CO/BC, NBT]
-// With MASK: the activation's output, laid out like "out" (rgba32f view
-// where stores are 4 columns, else r32f), and the run-time ReLU gradient mode.
-layout(set = 0, binding = 3) uniform samplerBuffer act_y;
+// Laid out like "out" (an rgba32f view where stores are 4 columns, else
+// r32f): with MASK the activation's output, with RESID the Add's other
+// operand. With MASK, the run-time ReLU gradient mode.
+layout(set = 0, binding = 3) uniform samplerBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 
 #include "common/relu_mode.glsl"
@@ -218,9 +223,6 @@ void main()
         }
     }
 
-    if (ACT)
-        [[unroll]] for (uint k = 0; k < BC * PH * PW; ++k)
-            acc[k] = min(max(acc[k], ACT_LO), ACT_HI);
     const uint mode = MASK ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
     [[unroll]] for (uint i = 0; i < BC; ++i) {
         if (m0 + i >= CO)
@@ -234,8 +236,12 @@ void main()
                     vec4 v = vec4(acc[a + j], acc[a + j + 1], acc[a + j + 2], acc[a + j + 3]);
                     const uint idx = (yo + oy * OW + ox0 + j) / 4;
                     if (live && oy < OH && ox0 + j < OW) {
+                        if (RESID)
+                            v += texelFetch(aux, int(idx));
+                        if (ACT)
+                            v = min(max(v, ACT_LO), ACT_HI);
                         if (MASK) {
-                            const vec4 s = texelFetch(act_y, int(idx));
+                            const vec4 s = texelFetch(aux, int(idx));
                             [[unroll]] for (uint c = 0; c < 4; ++c)
                                 v[c] = lvk_relu_grad(mode, s[c], v[c], ACT_LO, ACT_HI);
                         }
@@ -249,8 +255,12 @@ void main()
                     const uint idx = yo + oy * OW + ox0 + j;
                     if (live && oy < OH && ox0 + j < OW) {
                         float v = acc[a + j];
+                        if (RESID)
+                            v += texelFetch(aux, int(idx)).x;
+                        if (ACT)
+                            v = min(max(v, ACT_LO), ACT_HI);
                         if (MASK)
-                            v = lvk_relu_grad(mode, texelFetch(act_y, int(idx)).x, v, ACT_LO, ACT_HI);
+                            v = lvk_relu_grad(mode, texelFetch(aux, int(idx)).x, v, ACT_LO, ACT_HI);
                         if (ADD)
                             v += y[idx];
                         y[idx] = v;

@@ -8,6 +8,7 @@
  * hand from the ONNX spec (auto_pad included), so shape inference is checked
  * as well. Sizes are awkward on purpose (13 channels, odd maps, channel
  * counts that are not multiples of the kernels' block sizes). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -430,6 +431,152 @@ static void check_weight_buffers(const char *kernel)
     lvk_test_assert_no_validation();
 }
 
+/* ---- an Add fused into the Conv ----------------------------------------------------- */
+
+/* A residual block's end: z = Add(Conv(x), s) or Add(s, Conv(x)), then
+ * optionally out = Relu(z). Planning fuses the Add, and the Relu with it,
+ * into the Conv (graph.h, lvk_node.sum) when s exists before the Conv runs;
+ * with `late` s passes through an Identity recorded after the Conv, and
+ * nothing is fused. Either way, against the reference convolution: the
+ * output is clamp(conv(x) + s); for a seed g, ds = g relu'(z) and dx is
+ * the convolution's adjoint applied to ds, <ds, conv(x + e_i) - conv(x)>. */
+struct resid_case {
+    int64_t xs[4], ws[4];   /* pads 1 for 3x3, 0 for 1x1; stride 1 */
+    bool swap, relu, late;
+};
+
+static float resid_val(int i, int k)
+{
+    return (float)((i * k + 3) % 17) / 8.0f - 1.0f;
+}
+
+static void resid_check(const struct resid_case *rc, const char *kernel)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    setenv("LVK_CONV_KERNEL", kernel, 1);
+    const int64_t n = rc->xs[0], m_out = rc->ws[0], h = rc->xs[2], w = rc->xs[3];
+    const int64_t pad = rc->ws[2] / 2;
+    const struct lvk_shape xsh = shp(4, rc->xs), wsh = shp(4, rc->ws), bsh = {1, {m_out}};
+    const struct lvk_shape ysh = {4, {n, m_out, h, w}};
+    const size_t nx = (size_t)lvk_shape_count(&xsh), nw = (size_t)lvk_shape_count(&wsh);
+    const size_t ny = (size_t)lvk_shape_count(&ysh);
+    float *x = malloc(nx * sizeof *x), *wt = malloc(nw * sizeof *wt), *b = malloc((size_t)m_out * sizeof *b);
+    float *sv = malloc(ny * sizeof *sv), *g = malloc(ny * sizeof *g), *y = malloc(ny * sizeof *y);
+    float *dx = malloc(nx * sizeof *dx), *ds = malloc(ny * sizeof *ds);
+    double *xd = malloc(nx * sizeof *xd), *wd = malloc(nw * sizeof *wd), *bd = malloc((size_t)m_out * sizeof *bd);
+    double *ref = malloc(ny * sizeof *ref), *bumped = malloc(ny * sizeof *bumped), *dz = malloc(ny * sizeof *dz);
+    assert_true(x && wt && b && sv && g && y && dx && ds && xd && wd && bd && ref && bumped && dz);
+    for (size_t i = 0; i < nx; i++)
+        xd[i] = x[i] = resid_val((int)i, 7);
+    for (size_t i = 0; i < nw; i++)
+        wd[i] = wt[i] = resid_val((int)i, 5) / 2.0f;
+    for (int64_t i = 0; i < m_out; i++)
+        bd[i] = b[i] = resid_val((int)i, 3) / 4.0f;
+    for (size_t i = 0; i < ny; i++) {
+        sv[i] = resid_val((int)i, 11);
+        g[i] = resid_val((int)i, 13);
+    }
+
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(ctx, "resid", &m), LVK_OK);
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xsh) >= 0);
+    assert_true(lvk_graph_add_input(m, "s", LVK_DTYPE_F32, &ysh) >= 0);
+    assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &wsh, wt) >= 0);
+    assert_true(lvk_graph_add_const(m, "b", LVK_DTYPE_F32, &bsh, b) >= 0);
+    const struct lvk_attr pads[] = {A_INTS("pads", pad, pad, pad, pad)};
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", (const char *const[]){"x", "w", "b"}, 3,
+                                        (const char *const[]){"c"}, 1, pads, 1), LVK_OK);
+    const char *skip_in = "s";
+    if (rc->late) {
+        assert_int_equal(lvk_graph_add_node(m, "Identity", "late", (const char *const[]){"s"}, 1,
+                                            (const char *const[]){"s2"}, 1, NULL, 0), LVK_OK);
+        skip_in = "s2";
+    }
+    const char *const add_in[] = {rc->swap ? skip_in : "c", rc->swap ? "c" : skip_in};
+    assert_int_equal(lvk_graph_add_node(m, "Add", "add", add_in, 2, (const char *const[]){"z"}, 1,
+                                        NULL, 0), LVK_OK);
+    if (rc->relu)
+        assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"z"}, 1,
+                                            (const char *const[]){"out"}, 1, NULL, 0), LVK_OK);
+    const char *out = rc->relu ? "out" : "z";
+    assert_int_equal(lvk_graph_mark_output(m, out), LVK_OK);
+    const struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    unsetenv("LVK_CONV_KERNEL");
+
+    const int add = rc->late ? 2 : 1;
+    assert_int_equal(m->nodes[0].sum, rc->late ? -1 : add);
+    assert_int_equal(m->nodes[add].fused, !rc->late);
+    assert_int_equal(m->nodes[0].act, rc->relu && !rc->late ? add + 1 : -1);
+    if (rc->relu)
+        assert_int_equal(m->nodes[add + 1].fused, !rc->late);
+    assert_int_equal(m->values[lvk_graph_find(m, "c")].buf == NULL, !rc->late);
+
+    assert_int_equal(lvk_model_set_input(m, "x", x, nx), LVK_OK);
+    assert_int_equal(lvk_model_set_input(m, "s", sv, ny), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    assert_int_equal(lvk_model_read(m, out, y, ny), LVK_OK);
+    assert_int_equal(lvk_model_backward(m, out, g, ny, dx, nx), LVK_OK);
+    assert_int_equal(lvk_buf_download(ctx, m->values[lvk_graph_find(m, "s")].grad, 0, ds,
+                                      ny * sizeof *ds), LVK_OK);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = pad, .pl = pad, .oh = h, .ow = w};
+    struct lvk_op_case c = {.ninputs = 3, .in_shape = {xsh, wsh, bsh}, .user = (void *)&r};
+    conv_ref_fwd(&c, (const double *const[]){xd, wd, bd}, (double *const[]){ref}, &ysh);
+    for (size_t i = 0; i < ny; i++) {
+        const double z = ref[i] + sv[i];
+        const bool on = !rc->relu || z > 0;
+        const double want = on ? z : 0.0;
+        if (fabs(y[i] - want) > CONV_ATOL)
+            fail_msg("%s: out[%zu] = %g, want %g", kernel, i, y[i], want);
+        dz[i] = on ? g[i] : 0.0;
+        if (fabs(ds[i] - dz[i]) > 1e-6)
+            fail_msg("%s: ds[%zu] = %g, want %g", kernel, i, ds[i], dz[i]);
+    }
+    for (size_t i = 0; i < nx; i++) {
+        xd[i] += 1.0;
+        conv_ref_fwd(&c, (const double *const[]){xd, wd, bd}, (double *const[]){bumped}, &ysh);
+        xd[i] -= 1.0;
+        double want = 0;
+        for (size_t j = 0; j < ny; j++)
+            want += dz[j] * (bumped[j] - ref[j]);
+        if (fabs(dx[i] - want) > CONV_ATOL)
+            fail_msg("%s: dx[%zu] = %g, want %g", kernel, i, dx[i], want);
+    }
+    free(x); free(wt); free(b); free(sv); free(g); free(y); free(dx); free(ds);
+    free(xd); free(wd); free(bd); free(ref); free(bumped); free(dz);
+}
+
+static void resid_run(const struct resid_case *rc)
+{
+    if (!lvk_test_ctx())
+        skip();
+    resid_check(rc, "classic");
+    resid_check(rc, "texel");
+}
+
+/* 4-column stores (rows of 8), the sum second, then first with a Relu. */
+static void test_conv_residual_3x3(void **state)
+{
+    resid_run(&(struct resid_case){{2, 5, 6, 8}, {7, 5, 3, 3}});
+    resid_run(&(struct resid_case){{2, 5, 6, 8}, {7, 5, 3, 3}, .swap = true, .relu = true});
+}
+
+/* Single-column stores (a 5x7 map flattened to 35 columns). */
+static void test_conv_residual_pointwise(void **state)
+{
+    resid_run(&(struct resid_case){{1, 3, 5, 7}, {4, 3, 1, 1}, .relu = true});
+}
+
+/* s computed after the Conv: no fusion, same results. */
+static void test_conv_residual_late(void **state)
+{
+    resid_run(&(struct resid_case){{1, 3, 4, 8}, {6, 3, 3, 3}, .relu = true, .late = true});
+}
+
 /* Runs after the cases above (cmocka keeps the order). */
 static void test_conv_no_shuffle_ran(void **state)
 {
@@ -478,6 +625,9 @@ int main(void)
         cmocka_unit_test(test_conv_bad_auto_pad),
         cmocka_unit_test(test_conv_kernel_shape_mismatch),
         cmocka_unit_test(test_conv_weight_buffers),
+        cmocka_unit_test(test_conv_residual_3x3),
+        cmocka_unit_test(test_conv_residual_pointwise),
+        cmocka_unit_test(test_conv_residual_late),
         cmocka_unit_test(test_conv_no_shuffle_ran),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -260,7 +260,7 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
     struct lvk_node *n = &m->nodes[m->nnodes];
     memset(n, 0, sizeof *n);
     m->nnodes++; /* counted first so lvk_graph_destroy frees a half-built node */
-    n->act = -1;
+    n->act = n->sum = -1;
     n->op_type = dupstr(op_type);
     n->name = dupstr(name && *name ? name : (noutputs > 0 ? outputs[0] : op_type));
     n->inputs = lvk_calloc((size_t)LVK_MAX(ninputs, 1), sizeof *n->inputs);
@@ -488,6 +488,47 @@ static void fuse_activations(struct lvk_model *m, const bool *requested,
     }
 }
 
+/* Fuses each Add into the producer of one operand where nothing else reads
+ * that operand and the producer can add as it stores (a residual block's
+ * last convolution, which then adds the block's input): the producer
+ * writes the sum, so the operand is never written or allocated and the
+ * Add's forward pass (two reads and a write of the tensor) disappears. The
+ * other operand must be computed before the producer runs (nodes run in
+ * order); of two fusable producers, the later one writes the sum. A clamp
+ * that alone reads the sum comes along (ResNet's Add then Relu): the
+ * producer clamps too and writes the activation's output. The Add's
+ * backward still runs; it reads no values. */
+static void fuse_sums(struct lvk_model *m, const bool *requested, const struct value_reads *reads)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        struct lvk_node *a = &m->nodes[i];
+        if (!a->needed || a->folded || !a->def->sums || !a->def->sums(m, a))
+            continue;
+        for (int k = 0; k < 2; k++) {
+            const int x = a->inputs[k], other = a->inputs[1 - k];
+            const int p = m->values[x].producer;
+            if (p < 0 || x == other || requested[x] || reads[x].count != 1 ||
+                m->values[other].producer >= p)
+                continue;
+            struct lvk_node *c = &m->nodes[p];
+            if (!c->needed || c->folded || c->outputs[0] != x || c->act >= 0 || c->sum >= 0 ||
+                !c->def->fuses_sum || !c->def->fuses_sum(c))
+                continue;
+            c->sum = i;
+            a->fused = true;
+            const int y = a->outputs[0];
+            struct lvk_node *r = reads[y].count == 1 ? &m->nodes[reads[y].node] : NULL;
+            float lo, hi;
+            if (r && !requested[y] && r->needed && r->def->clamp_bounds && r->inputs[0] == y &&
+                r->def->clamp_bounds(r, &lo, &hi)) {
+                c->act = a->act = reads[y].node;
+                r->fused = true;
+            }
+            break;
+        }
+    }
+}
+
 /* The first node whose backward writes a gradient (nodes run backwards)
  * stores it instead of adding to zeros, where its op can: that gradient then
  * needs no zeroing, a pass over it saved each step (a render's gradients
@@ -624,8 +665,10 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     /* Fusions rewrite the plan for values one node reads once; LVK_NO_FUSE=1
      * turns them off (for comparisons). */
     struct value_reads *reads = lvk_env_on("LVK_NO_FUSE") ? NULL : count_reads(m);
-    if (reads)
+    if (reads) {
         fuse_activations(m, requested, reads);
+        fuse_sums(m, requested, reads);
+    }
     /* From here `requested` also marks every value some pass reads on the
      * device: a constant marked by neither gets no device buffer. */
     for (int i = 0; i < m->nnodes; i++) {
@@ -668,7 +711,8 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         if (val->is_const && !requested[v])
             continue; /* read by no pass on the device */
         VkDeviceSize bytes = (VkDeviceSize)lvk_shape_count(&val->shape) * 4;
-        const bool fused_away = val->producer >= 0 && m->nodes[val->producer].act >= 0;
+        const bool fused_away = val->producer >= 0 && (m->nodes[val->producer].act >= 0 ||
+                                                       m->nodes[val->producer].sum >= 0);
         if (!fused_away) {
             val_buf[v] = nb;
             sizes[nb++] = bytes;

@@ -111,6 +111,13 @@ struct lvk_node {
      * producer's output is never stored. */
     int act;
     bool fused;
+    /* Set by planning when an Add is fused into the producer of one of its
+     * operands (fuse_sums in graph.c): on the producer, the index of the
+     * Add, whose output its forward writes, adding the other operand as it
+     * stores (then clamping, where the Add's reader is an activation fused
+     * along: `act` names it on both); its own output is never stored. On
+     * the Add, `fused`: its forward does not run; its backward does. */
+    int sum;
     /* The same for the backward (fuse_activations), on the activation:
      * the one node that reads its output applies its gradient mask as it
      * stores that input's gradient, writing the gradient of the
@@ -168,6 +175,13 @@ struct lvk_op_def {
     bool (*clamp_bounds)(const struct lvk_node *n, float *lo, float *hi);
     /* Producers whose forward can apply such a clamp (see lvk_node.act). */
     bool fuses_clamp;
+    /* Whether output 0 is input 0 + input 1, all three of one shape (an Add
+     * without broadcasting). NULL: never. Called after prepare(). */
+    bool (*sums)(const struct lvk_model *m, const struct lvk_node *n);
+    /* Whether the node's forward can add a tensor of its output's shape as
+     * it stores, writing such a sum in place of its output (lvk_node.sum).
+     * NULL: it cannot. Called after prepare(). */
+    bool (*fuses_sum)(const struct lvk_node *n);
     /* Whether the node's backward can apply such a clamp's gradient mask to
      * the gradient of its input k as it stores it, computing each element
      * of it whole (see lvk_node.bwd_fused). NULL: it cannot. Called after

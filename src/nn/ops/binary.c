@@ -230,10 +230,13 @@ static lvk_status binary_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk
         if (!pipe)
             return lvk_node_fail(m, n, LVK_ERR_VULKAN, "%s", lvk_last_error());
         /* One invocation per element of the operand (its count fits: it is
-         * at most c's). */
+         * at most c's). Add and Sub read no operand: one of an Add fused
+         * into its producer (lvk_node.sum) has no buffer, and c's gradient
+         * is bound in its place. */
+        const struct lvk_buf *other = in[1 - t]->buf ? in[1 - t]->buf : c->grad;
+        const struct lvk_buf *self = in[t]->buf ? in[t]->buf : c->grad;
         LVK_CHECK(lvk_dispatch_1d(cmd, pipe,
-                                  LVK_BINDS(LVK_B(dt), LVK_B(c->grad),
-                                            LVK_B(in[1 - t]->buf), LVK_B(in[t]->buf)), 4,
+                                  LVK_BINDS(LVK_B(dt), LVK_B(c->grad), LVK_B(other), LVK_B(self)), 4,
                                   NULL, 0, (uint64_t)lvk_shape_count(&in[t]->shape),
                                   n->def->op_type));
     }
@@ -262,9 +265,19 @@ static bool binary_passes_grad(const struct lvk_model *m, const struct lvk_node 
     return x->ndim == y->ndim && lvk_shape_count(x) == lvk_shape_count(y);
 }
 
+/* An Add of two operands of the output's shape: a producer of either may
+ * write the sum (lvk_node.sum). */
+static bool binary_sums(const struct lvk_model *m, const struct lvk_node *n)
+{
+    return binary_op_of(n) == BINARY_ADD && n->ninputs == 2 &&
+           m->values[n->inputs[0]].dtype == LVK_DTYPE_F32 && binary_passes_grad(m, n, 0) &&
+           binary_passes_grad(m, n, 1);
+}
+
 #define BINARY_DEF(name)                                                                 \
     {.op_type = name, .prepare = binary_prepare, .fold = binary_fold, .fwd = binary_fwd, \
-     .bwd = binary_bwd, .stores_grad = binary_stores_grad, .passes_grad = binary_passes_grad}
+     .bwd = binary_bwd, .stores_grad = binary_stores_grad, .passes_grad = binary_passes_grad, \
+     .sums = binary_sums}
 
 static const struct lvk_op_def binary_defs[BINARY_NOPS] = {
     [BINARY_ADD] = BINARY_DEF("Add"),

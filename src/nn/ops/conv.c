@@ -52,6 +52,7 @@ struct conv_priv {
     uint32_t n;
     bool bias;
     bool x_texels;          /* x fits a texel view (for a fused gradient mask) */
+    bool y_texels;          /* so does y (for a fused Add's operand) */
     struct conv_pass fwd, bwd;
 };
 
@@ -70,7 +71,7 @@ static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n,
 /* ---- classic kernel: conv2d_fwd.comp / conv2d_bwd_data.comp ------------------------ */
 
 /* Constants of conv2d_fwd.comp after the geometry and HAS_BIAS. */
-enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_FWD_NSPEC };
+enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_HAS_RESID, CL_FWD_NSPEC };
 enum { CL_BWD_STORE = 18, CL_BWD_NSPEC };
 
 /* The forward blocks over output channels and pixels, the backward over input
@@ -103,10 +104,10 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
         (uint32_t)g->sh, (uint32_t)g->sw, (uint32_t)g->dh, (uint32_t)g->dw,
         (uint32_t)g->pt, (uint32_t)g->pl, bc, bp,
         bwd ? 0 : p->bias,  /* forward: HAS_BIAS; backward: STORE */
-        0, 0, 0,            /* forward only: HAS_ACT, ACT_LO, ACT_HI */
+        0, 0, 0, 0,         /* forward only: HAS_ACT, ACT_LO, ACT_HI, HAS_RESID */
     };
     _Static_assert(LVK_ARRAY_LEN(spec) == CL_FWD_NSPEC, "conv2d_fwd.comp's constants");
-    /* The activation constants and STORE are set at recording. */
+    /* The activation and residual constants and STORE are set at recording. */
     pass->nspec = bwd ? CL_BWD_NSPEC : CL_FWD_NSPEC;
     memcpy(pass->spec, spec, pass->nspec * sizeof spec[0]);
     pass->groups[0] = LVK_CEIL_DIV(npix, bp * lanes);
@@ -125,7 +126,7 @@ enum {
 };
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
 enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32,
-       TX_MASK = 64, TX_STORE = 128 };
+       TX_MASK = 64, TX_STORE = 128, TX_RESID = 256 };
 
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group, at most max_bc), PH x PW pixels of an oh x ow map in multiples
@@ -450,6 +451,7 @@ static lvk_status conv_prepare(struct lvk_model *m, struct lvk_node *n)
         .pt = (int32_t)pb[0], .pl = (int32_t)pb[1],
     };
     p->x_texels = lvk_shape_count(&x->shape) <= m->ctx->limits.maxTexelBufferElements;
+    p->y_texels = batch * mo * out[0] * out[1] <= m->ctx->limits.maxTexelBufferElements;
     LVK_CHECK(conv_pick(m, n, p, false));
     LVK_CHECK(conv_pick(m, n, p, true));
 
@@ -464,24 +466,25 @@ static lvk_status conv_prepare(struct lvk_model *m, struct lvk_node *n)
 
 /* ---- record ------------------------------------------------------------------------- */
 
-/* binds: out, in, weights, bias (classic forward only); for the texel
- * kernel, mask: the activation output whose gradient mask the backward
- * applies (TX_MASK), else NULL. */
+/* binds: out, in, weights, bias and the residual (classic forward only);
+ * for the texel kernel, aux: what it reads where it stores (laid out like
+ * out), the activation output whose gradient mask the backward applies
+ * (TX_MASK) or the Add operand the forward adds (TX_RESID), else NULL. */
 static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
                               const struct conv_pass *pass, struct lvk_bind *binds,
-                              uint32_t nbinds, struct lvk_buf *mask, struct lvk_cmd *cmd,
+                              uint32_t nbinds, const struct lvk_buf *aux, struct lvk_cmd *cmd,
                               const char *label)
 {
     if (pass->kind == CONV_TEXEL) {
         binds[1].format = pass->in_format;
         binds[2] = (struct lvk_bind)LVK_B(n->extra[pass->wslot]);
-        /* The mask is read where the kernel stores: 4 columns at a time
-         * when it stores so (the shader's YV4). Unmasked, the bindings are
-         * there but unread. */
+        /* aux is read where the kernel stores: 4 columns at a time when it
+         * stores so (the shader's YV4). Without aux, the binding is there
+         * but unread. */
         const uint32_t *s = pass->spec;
         bool yv4 = s[TX_PW] % 4 + s[TX_OW] % 4 == 0;
-        binds[3] = mask ? (struct lvk_bind)LVK_B(mask) : binds[1];
-        if (mask)
+        binds[3] = aux ? (struct lvk_bind)LVK_B(aux) : binds[1];
+        if (aux)
             binds[3].format = yv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
         binds[4] = (struct lvk_bind)LVK_B(m->ctrl);
         nbinds = 5;
@@ -498,17 +501,28 @@ static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
 {
     const struct conv_priv *p = n->priv;
     const struct lvk_value *x = lvk_in(m, n, 0), *w = lvk_in(m, n, 1), *b = lvk_in(m, n, 2);
-    /* With a fused activation (graph.h), the convolution clamps and writes
-     * the activation's output; its own output is never stored. Fusion is
-     * decided after prepare() planned the pass, so the constants go in here. */
+    /* With a fused Add (graph.h), the convolution adds the Add's other
+     * operand and writes the sum; with a fused activation, it then clamps
+     * and writes the activation's output. Its own output is never stored.
+     * Fusion is decided after prepare() planned the pass, so the constants
+     * go in here. */
     struct conv_pass pass = p->fwd;
-    const struct lvk_value *y = lvk_out(m, n, 0);
+    const bool texel = pass.kind == CONV_TEXEL;
+    const struct lvk_value *y = lvk_out(m, n, 0), *resid = NULL;
+    if (n->sum >= 0) {
+        const struct lvk_node *a = &m->nodes[n->sum];
+        resid = lvk_in(m, a, a->inputs[0] == n->outputs[0] ? 1 : 0);
+        y = lvk_out(m, a, 0);
+        if (texel)
+            pass.spec[TX_FLAGS] |= TX_RESID;
+        else
+            pass.spec[CL_HAS_RESID] = 1;
+    }
     if (n->act >= 0) {
         const struct lvk_node *a = &m->nodes[n->act];
         float lo, hi;
         LVK_ASSERT(a->def->clamp_bounds(a, &lo, &hi));
         y = lvk_out(m, a, 0);
-        bool texel = pass.kind == CONV_TEXEL;
         if (texel)
             pass.spec[TX_FLAGS] |= TX_ACT;
         else
@@ -516,10 +530,10 @@ static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
         pass.spec[texel ? TX_ACT_LO : CL_ACT_LO] = lvk_spec_f32(lo);
         pass.spec[texel ? TX_ACT_HI : CL_ACT_HI] = lvk_spec_f32(hi);
     }
-    /* Without bias the shader reads no b; bind the weights in its place. */
+    /* Unread bindings (no bias, no residual) get the input in their place. */
     struct lvk_bind binds[5] = {LVK_B(y->buf), LVK_B(x->buf), LVK_B(w->buf),
-                                LVK_B(b ? b->buf : w->buf)};
-    return conv_record(m, n, &pass, binds, 4, NULL, cmd, "conv2d_fwd");
+                                LVK_B(b ? b->buf : w->buf), LVK_B(resid ? resid->buf : x->buf)};
+    return conv_record(m, n, &pass, binds, 5, resid ? resid->buf : NULL, cmd, "conv2d_fwd");
 }
 
 static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
@@ -575,6 +589,14 @@ static bool conv_fuses_clamp_bwd(const struct lvk_node *n, int k)
     return k == 0 && p && p->bwd.kind == CONV_TEXEL && p->x_texels;
 }
 
+/* Both kernels can add a fused Add's other operand as they store; the
+ * texel kernel reads it through a texel view. */
+static bool conv_fuses_sum(const struct lvk_node *n)
+{
+    const struct conv_priv *p = n->priv;
+    return p && (p->fwd.kind == CONV_CLASSIC || p->y_texels);
+}
+
 /* Both kernels write each element of x's gradient once. */
 static bool conv_stores_grad(const struct lvk_node *n, int k)
 {
@@ -589,6 +611,7 @@ static const struct lvk_op_def conv_def = {
     .bwd = conv_bwd,
     .fuses_clamp = true,
     .fuses_clamp_bwd = conv_fuses_clamp_bwd,
+    .fuses_sum = conv_fuses_sum,
     .reads_input = conv_reads_input,
     .stores_grad = conv_stores_grad,
 };
