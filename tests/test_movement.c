@@ -258,6 +258,62 @@ static void test_concat(void **state)
     check(&cn);
 }
 
+/* Forward steps whose rows are contiguous run as buffer copies behind one
+ * barrier (record_copies in src/nn/ops/slice.c): an Inception-like Concat
+ * of three inputs, rows of 4 floats and more, records one timestamped step
+ * instead of one dispatch per input, and still yields the concatenation;
+ * where an input's rows hold 2 floats, the node keeps the shader. */
+static void concat_steps(int64_t hw, int want_steps)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    const int64_t ch[3] = {2, 5, 3}, n = 2;
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(ctx, "concat", &m), LVK_OK);
+    const char *const names[3] = {"a", "b", "c"};
+    for (int k = 0; k < 3; k++) {
+        const struct lvk_shape s = SHAPE(n, ch[k], hw);
+        assert_true(lvk_graph_add_input(m, names[k], LVK_DTYPE_F32, &s) >= 0);
+    }
+    const struct lvk_attr a1[] = {INT("axis", 1)};
+    assert_int_equal(lvk_graph_add_node(m, "Concat", "cat", names, 3, (const char *const[]){"y"}, 1,
+                                        a1, 1), LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "y"), LVK_OK);
+    assert_int_equal(lvk_graph_finalize(m, &(struct lvk_model_opts){0}), LVK_OK);
+
+    float x[3][2 * 5 * 8], y[2 * 10 * 8];
+    for (int k = 0; k < 3; k++) {
+        for (int64_t i = 0; i < n * ch[k] * hw; i++)
+            x[k][i] = (float)(100 * k + i);
+        assert_int_equal(lvk_model_set_input(m, names[k], x[k], (size_t)(n * ch[k] * hw)), LVK_OK);
+    }
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    assert_int_equal(lvk_model_read(m, "y", y, (size_t)(n * 10 * hw)), LVK_OK);
+    for (int64_t b = 0, i = 0; b < n; b++)
+        for (int k = 0; k < 3; k++)
+            for (int64_t j = 0; j < ch[k] * hw; j++, i++)
+                assert_float_equal(y[i], x[k][b * ch[k] * hw + j], 0.0f);
+
+    if (ctx->timestamps) {
+        struct lvk_cmd *cmd = NULL;
+        assert_int_equal(lvk_cmd_create(ctx, true, &cmd), LVK_OK);
+        assert_int_equal(lvk_cmd_begin(cmd), LVK_OK);
+        assert_int_equal(lvk_graph_record_forward(m, cmd), LVK_OK);
+        assert_int_equal(lvk_cmd_end(cmd), LVK_OK);
+        assert_int_equal((int)cmd->nqueries - 1, want_steps);
+        lvk_cmd_destroy(cmd);
+    }
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
+static void test_concat_copies(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    concat_steps(8, 1);
+    concat_steps(1, 3);
+}
+
 static void test_split(void **state)
 {
     if (!lvk_test_ctx())
@@ -453,6 +509,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concat),
+        cmocka_unit_test(test_concat_copies),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_slice),
         cmocka_unit_test(test_transpose),

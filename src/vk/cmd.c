@@ -328,13 +328,19 @@ void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize off
 void lvk_cmd_copy(struct lvk_cmd *cmd, const struct lvk_buf *dst, VkDeviceSize dst_off,
                   const struct lvk_buf *src, VkDeviceSize src_off, VkDeviceSize size)
 {
-    LVK_ASSERT(cmd->recording);
     if (size == 0)
         return;
     VkBufferCopy region = {.srcOffset = src_off, .dstOffset = dst_off, .size = size};
-    vkCmdCopyBuffer(cmd->cb, src->buf, dst->buf, 1, &region);
-    barrier(cmd);
-    timestamp(cmd, "copy");
+    lvk_cmd_copy_regions(cmd, dst, src, &region, 1);
+    lvk_cmd_barrier(cmd, "copy");
+}
+
+void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
+                          const VkBufferCopy *regions, uint32_t n)
+{
+    LVK_ASSERT(cmd->recording);
+    if (n > 0)
+        vkCmdCopyBuffer(cmd->cb, src->buf, dst->buf, n, regions);
 }
 
 lvk_status lvk_cmd_timings(struct lvk_cmd *cmd, double *ms, uint32_t *count)

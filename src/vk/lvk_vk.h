@@ -237,6 +237,10 @@ void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize off
 /* Copies between buffers, then a barrier. */
 void lvk_cmd_copy(struct lvk_cmd *cmd, const struct lvk_buf *dst, VkDeviceSize dst_off,
                   const struct lvk_buf *src, VkDeviceSize src_off, VkDeviceSize size);
+/* Copies regions between two buffers without the barrier: a batch of
+ * copies that write disjoint ranges ends with one lvk_cmd_barrier. */
+void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
+                          const VkBufferCopy *regions, uint32_t n);
 
 /* After a submit of a recording made with timestamps: time of dispatch i in
  * milliseconds, or -1 if unavailable. */
