@@ -17,14 +17,18 @@
 // activation's gradient mask and store into the gradient of its input
 // instead (FLAGS bit 2; lvk_node.bwd_fused): dst is then that gradient, and
 // mask the activation's output, indexed like dst.
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 256) in;
 #include "common/index.glsl"
 #include "common/relu_mode.glsl"
 
-// Bit 0: accumulate into dst; bit 2: apply an activation's gradient mask;
-// bits 8..13: axes read through the table; bits 16..21: which of those
-// tables are direct.
+// Bit 0: accumulate into dst; bit 1: four innermost elements per
+// invocation, as vec4s (a copy without tables whose innermost axis has unit
+// strides, and whose bases, other strides and innermost size are multiples
+// of 4: lavapipe loads and stores each vec4 in one pass over the lanes);
+// bit 2: apply an activation's gradient mask; bits 8..13: axes read through
+// the table; bits 16..21: which of those tables are direct.
 layout(constant_id = 0) const uint FLAGS = 0;
 // Iteration shape, outermost first; unused leading axes are 1.
 layout(constant_id = 1) const int S0 = 1;
@@ -67,9 +71,15 @@ layout(std430, set = 0, binding = 1) readonly buffer Src { float src[]; };    //
 layout(std430, set = 0, binding = 2) readonly buffer Table { uint table[]; }; // table: TABLE_BASE
 layout(std430, set = 0, binding = 3) readonly buffer Mask { float mask[]; };   // mask: like dst
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl; // struct lvk_ctrl
+// The same, four elements at a time (FLAGS bit 1).
+layout(std430, set = 0, binding = 0) buffer Dst4 { vec4 dst4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Src4 { vec4 src4[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Mask4 { vec4 mask4[]; };
 
 const bool ACCUMULATE = (FLAGS & 1u) != 0u;
 const bool MASK = (FLAGS & 4u) != 0u;
+const bool V4 = (FLAGS & 2u) != 0u;
+const int V = V4 ? 4 : 1;     // elements per invocation along the innermost axis
 const uint TABLE_MASK = (FLAGS >> 8) & 63u;
 const uint DIRECT_MASK = (FLAGS >> 16) & 63u;
 const uint NONE = 0xffffffffu;
@@ -106,14 +116,28 @@ const uint NONE = 0xffffffffu;
 void main()
 {
     uint rest = lvk_flat_index();
-    if (rest >= uint(S0 * S1 * S2 * S3 * S4 * S5))
+    if (rest >= uint(S0 * S1 * S2 * S3 * S4 * (S5 / V)))
         return;
-    COORD(5) COORD(4) COORD(3) COORD(2) COORD(1) COORD(0)
+    int i5 = int(rest % uint(S5 / V)) * V;
+    rest /= uint(S5 / V);
+    COORD(4) COORD(3) COORD(2) COORD(1) COORD(0)
 
     int o = DST_BASE + i0 * D0 + i1 * D1 + i2 * D2 + i3 * D3 + i4 * D4 + i5 * D5;
     int s = SRC_BASE + (TAB(0) ? 0 : i0 * R0) + (TAB(1) ? 0 : i1 * R1) + (TAB(2) ? 0 : i2 * R2) +
             (TAB(3) ? 0 : i3 * R3) + (TAB(4) ? 0 : i4 * R4) + (TAB(5) ? 0 : i5 * R5);
 
+    if (V4) {
+        vec4 v = src4[s / 4];
+        if (MASK) {
+            const vec4 k = mask4[o / 4];
+            [[unroll]] for (int c = 0; c < 4; ++c)
+                v[c] = lvk_relu_grad(ctrl.relu_mode, k[c], v[c], ACT_LO, ACT_HI);
+        }
+        if (ACCUMULATE)
+            v += dst4[o / 4];
+        dst4[o / 4] = v;
+        return;
+    }
     float v;
     if (TABLE_MASK == 0u) {
         v = src[s];

@@ -248,6 +248,14 @@ static void test_concat(void **state)
                              .attrs = a0, .nattrs = 1, .ref = ref_concat, .user = &y0};
     check(&c0);
 
+    /* Rows of multiples of 4 floats: forward as buffer copies, backward
+     * four elements per invocation (src/nn/ops/slice.c). */
+    struct lvk_shape y4 = SHAPE(2, 8, 3, 4);
+    struct lvk_op_case c4 = {.op_type = "Concat", .ninputs = 2,
+                             .in_shape = {SHAPE(2, 2, 3, 4), SHAPE(2, 6, 3, 4)},
+                             .attrs = a1, .nattrs = 1, .ref = ref_concat, .user = &y4};
+    check(&c4);
+
     /* Negative axis; the middle input is a constant (no gradient). */
     const struct lvk_attr an[] = {INT("axis", -1)};
     struct lvk_shape yn = SHAPE(2, 3, 10);

@@ -336,6 +336,21 @@ static int64_t copy_rows(const struct lvk_view_step *s)
     return rows <= COPY_MAX_ROWS ? rows : 0;
 }
 
+/* Whether view_copy.comp can move step s four elements at a time: no
+ * tables, unit strides along the innermost axis, and every offset a
+ * multiple of 4 elements (vec4 alignment on both sides). */
+static bool vec4_rows(const struct lvk_view_step *s)
+{
+    const int last = s->ndim - 1;
+    if (s->table_mask || last < 0 || s->src_stride[last] != 1 || s->dst_stride[last] != 1 ||
+        s->size[last] % 4 || s->src_base % 4 || s->dst_base % 4)
+        return false;
+    for (int d = 0; d < last; d++)
+        if (s->src_stride[d] % 4 || s->dst_stride[d] % 4)
+            return false;
+    return true;
+}
+
 /* The forward as copies, when every step is one: steps write disjoint
  * windows (Concat, Split, Slice), so no barrier is needed between them. */
 static lvk_status record_copies(struct lvk_model *m, const struct lvk_view_plan *p,
@@ -414,9 +429,10 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
 
         /* Axes are right-aligned in the shader's six. */
         int off = LVK_MAX_DIMS - s->ndim;
+        const bool v4 = vec4_rows(s);
         uint32_t spec[SPEC_COUNT] = {0};
-        spec[SPEC_FLAGS] = (add ? 1u : 0u) | (act ? 4u : 0u) | (s->table_mask << (8 + off)) |
-                           (s->direct_mask << (16 + off));
+        spec[SPEC_FLAGS] = (add ? 1u : 0u) | (v4 ? 2u : 0u) | (act ? 4u : 0u) |
+                           (s->table_mask << (8 + off)) | (s->direct_mask << (16 + off));
         spec[SPEC_ACT_LO] = lvk_spec_f32(lo);
         spec[SPEC_ACT_HI] = lvk_spec_f32(hi);
         for (int d = 0; d < LVK_MAX_DIMS; d++)
@@ -440,7 +456,8 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
         LVK_CHECK(lvk_dispatch_1d(cmd, pipe,
                                   LVK_BINDS(LVK_B(dst), LVK_B(src), LVK_B(table), LVK_B(mask),
                                             LVK_B(m->ctrl)),
-                                  5, NULL, 0, (uint64_t)count, bwd ? "view_copy_bwd" : "view_copy"));
+                                  5, NULL, 0, (uint64_t)count / (v4 ? 4 : 1),
+                                  bwd ? "view_copy_bwd" : "view_copy"));
     }
     return LVK_OK;
 }
