@@ -126,10 +126,11 @@ static lvk_status record_linear(struct lvk_cmd *cmd, const struct lvk_objective_
 {
     const struct lvk_value *t = &g->m->values[op->value];
     const struct lvk_pipeline *p;
-    uint32_t spec[7] = {op->c, op->s, op->p0, op->npos, op->power, op->b0, op->c0};
+    uint32_t spec[9] = {op->c, op->s, op->p0, op->npos, op->power, op->b0, op->c0, op->nc,
+                        lanes_for(op->npos)};
 
     struct weight_pc wpc = {.weight = op->weight};
-    LVK_CHECK(pipeline(cmd, LVK_SHADER_OBJECTIVE_REDUCE, spec, 6, &p));
+    LVK_CHECK(pipeline(cmd, LVK_SHADER_OBJECTIVE_REDUCE, spec, 9, &p));
     LVK_CHECK(lvk_cmd_dispatch(cmd, p, LVK_BINDS(LVK_B(g->values), LVK_B(t->buf), LVK_B(op->coef_buf)),
                                3, &wpc, sizeof wpc, op->nb, 1, 1, "objective_reduce"));
 
