@@ -21,10 +21,16 @@ layout(constant_id = 2) const uint IH = 1; // input height
 layout(constant_id = 3) const uint IW = 1; // input width
 layout(constant_id = 4) const uint OH = 1; // output height
 layout(constant_id = 5) const uint OW = 1; // output width
+// Reads y_grad through the texel view at binding 3 (lvk_prefer_texel: one
+// vectorised gather on lavapipe where an SSBO load is a pass over the
+// lanes; every candidate is then read, its weight possibly 0, as a load
+// under a branch would be a pass again), else through the SSBO.
+layout(constant_id = 6) const bool TEXEL = false;
 
 layout(std430, set = 0, binding = 0) buffer XG { float xg[]; };            // x_grad: [B, C, IH, IW]
 layout(std430, set = 0, binding = 1) readonly buffer YG { float yg[]; };   // y_grad: [B, C, OH, OW]
 layout(std430, set = 0, binding = 2) readonly buffer P { vec4 prm[]; };    // params: [B, 2] = (a, b, c, d), (tx, ty, 0, 0)
+layout(set = 0, binding = 3) uniform samplerBuffer yg_t;                    // y_grad again (r32f)
 
 // Window bounds are computed in float and widened by ROW_EPS output pixels.
 // Their error is a few ulp of the coordinates times the size of A^-1 (or
@@ -109,10 +115,12 @@ void main()
         for (uint ox = uint(ceil(lo)); float(ox) <= hi; ++ox) {
             vec2 s = source(b, ox, oy);
             float w = tap_weight(s.x, int(ix)) * tap_weight(s.y, int(iy));
-            if (w == 0.0)
+            if (w == 0.0 && !TEXEL)
                 continue;
-            for (uint c = 0; c < C; ++c)
-                acc[c] += w * yg[((b * C + c) * OH + oy) * OW + ox];
+            for (uint c = 0; c < C; ++c) {
+                uint k = ((b * C + c) * OH + oy) * OW + ox;
+                acc[c] += w * (TEXEL ? texelFetch(yg_t, int(k)).x : yg[k]);
+            }
         }
     }
     for (uint c = 0; c < C; ++c)

@@ -247,8 +247,14 @@ static void test_affine(void **state)
         /* pure translation by a fraction, no rotation */
         {{.B = 1, .C = 3, .in_h = 9, .in_w = 9, .out_h = 9, .out_w = 9}, 0, 1.0, 0.3, -0.7},
     };
-    for (size_t k = 0; k < LVK_ARRAY_LEN(cases); ++k)
-        check_affine(&cases[k], 100 + (unsigned)k);
+    /* The backward's two ways of reading y_grad: a texel view where the
+     * device prefers them (lavapipe), and the SSBO (LVK_NO_TEXEL). */
+    for (int ssbo = 0; ssbo < 2; ++ssbo) {
+        setenv("LVK_NO_TEXEL", ssbo ? "1" : "0", 1);
+        for (size_t k = 0; k < LVK_ARRAY_LEN(cases); ++k)
+            check_affine(&cases[k], 100 + (unsigned)k);
+    }
+    unsetenv("LVK_NO_TEXEL");
 }
 
 /* ---- Lucid's transforms ------------------------------------------------------------------ */

@@ -80,16 +80,22 @@ lvk_status lvk_affine_bwd(struct lvk_cmd *cmd, const struct lvk_buf *in_grad,
                           const struct lvk_affine_dims *d)
 {
     LVK_CHECK(check_affine(d));
-    /* affine_bwd.comp: B, C, IH, IW, OH, OW. */
+    /* affine_bwd.comp: B, C, IH, IW, OH, OW, TEXEL. */
+    const uint64_t count = (uint64_t)d->B * d->C * d->out_h * d->out_w;
+    const bool texel = lvk_prefer_texel(cmd->ctx, count);
     const uint32_t spec[] = {(uint32_t)d->B, (uint32_t)d->C, (uint32_t)d->in_h,
-                             (uint32_t)d->in_w, (uint32_t)d->out_h, (uint32_t)d->out_w};
+                             (uint32_t)d->in_w, (uint32_t)d->out_h, (uint32_t)d->out_w, texel};
     const struct lvk_pipeline *p =
         lvk_pipeline_get(cmd->ctx, LVK_SHADER_AFFINE_BWD, spec, LVK_ARRAY_LEN(spec));
     if (!p)
         return LVK_ERR_VULKAN;
+    /* The texel view, unread without TEXEL, then covers one texel: the
+     * whole tensor may exceed maxTexelBufferElements. */
+    struct lvk_bind view = {.buf = out_grad, .range = texel ? 0 : 4, .format = VK_FORMAT_R32_SFLOAT};
     /* One invocation per input pixel, all channels. */
     uint64_t pixels = (uint64_t)d->B * d->in_h * d->in_w;
-    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(in_grad), LVK_B(out_grad), LVK_B(params)), 3,
+    return lvk_dispatch_1d(cmd, p,
+                           LVK_BINDS(LVK_B(in_grad), LVK_B(out_grad), LVK_B(params), view), 4,
                            NULL, 0, pixels, "affine_bwd");
 }
 
