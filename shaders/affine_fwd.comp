@@ -18,10 +18,16 @@ layout(constant_id = 3) const uint IW = 1;     // input width
 layout(constant_id = 4) const uint OH = 1;     // output height
 layout(constant_id = 5) const uint OW = 1;     // output width
 layout(constant_id = 6) const float PAD = 0.5; // value outside the input
+// Reads x through the texel view at binding 3 (lvk_prefer_texel: one
+// vectorised gather on lavapipe where an SSBO load is a pass over the
+// lanes), else through the SSBO. Either way every tap is read, at a clamped
+// index, and taps outside are replaced by PAD afterwards.
+layout(constant_id = 7) const bool TEXEL = false;
 
 layout(std430, set = 0, binding = 0) writeonly buffer Y { float y[]; };   // y: [B, C, OH, OW]
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };    // x: [B, C, IH, IW]
 layout(std430, set = 0, binding = 2) readonly buffer P { vec4 prm[]; };   // params: [B, 2] = (a, b, c, d), (tx, ty, 0, 0)
+layout(set = 0, binding = 3) uniform samplerBuffer x_t;                   // x again (r32f)
 
 const uint PER = 2;
 
@@ -37,6 +43,11 @@ vec2 source(uint b, uint ox, uint oy)
     precise float sx = m.x * px + m.y * py + t.x - 0.5;
     precise float sy = m.z * px + m.w * py + t.y - 0.5;
     return clamp(vec2(sx, sy), vec2(-2.0), vec2(float(IW) + 1.0, float(IH) + 1.0));
+}
+
+float tap(uint k)
+{
+    return TEXEL ? texelFetch(x_t, int(k)).x : x[k];
 }
 
 void main()
@@ -60,10 +71,12 @@ void main()
         uint cy0 = uint(clamp(y0, 0, int(IH) - 1)), cy1 = uint(clamp(y0 + 1, 0, int(IH) - 1));
         for (uint c = 0; c < C; ++c) {
             uint p = (b * C + c) * IH * IW;
-            float v00 = inx0 && iny0 ? x[p + cy0 * IW + cx0] : PAD;
-            float v01 = inx1 && iny0 ? x[p + cy0 * IW + cx1] : PAD;
-            float v10 = inx0 && iny1 ? x[p + cy1 * IW + cx0] : PAD;
-            float v11 = inx1 && iny1 ? x[p + cy1 * IW + cx1] : PAD;
+            float v00 = tap(p + cy0 * IW + cx0), v01 = tap(p + cy0 * IW + cx1);
+            float v10 = tap(p + cy1 * IW + cx0), v11 = tap(p + cy1 * IW + cx1);
+            v00 = inx0 && iny0 ? v00 : PAD;
+            v01 = inx1 && iny0 ? v01 : PAD;
+            v10 = inx0 && iny1 ? v10 : PAD;
+            v11 = inx1 && iny1 ? v11 : PAD;
             y[((b * C + c) * OH + oy) * OW + ox] =
                 (1.0 - l.y) * ((1.0 - l.x) * v00 + l.x * v01) + l.y * ((1.0 - l.x) * v10 + l.x * v11);
         }

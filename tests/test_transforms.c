@@ -247,8 +247,8 @@ static void test_affine(void **state)
         /* pure translation by a fraction, no rotation */
         {{.B = 1, .C = 3, .in_h = 9, .in_w = 9, .out_h = 9, .out_w = 9}, 0, 1.0, 0.3, -0.7},
     };
-    /* The backward's two ways of reading y_grad: a texel view where the
-     * device prefers them (lavapipe), and the SSBO (LVK_NO_TEXEL). */
+    /* Both shaders' two ways of reading: a texel view where the device
+     * prefers them (lavapipe), and the SSBO (LVK_NO_TEXEL). */
     for (int ssbo = 0; ssbo < 2; ++ssbo) {
         setenv("LVK_NO_TEXEL", ssbo ? "1" : "0", 1);
         for (size_t k = 0; k < LVK_ARRAY_LEN(cases); ++k)

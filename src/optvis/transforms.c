@@ -58,21 +58,31 @@ static lvk_status check_affine(const struct lvk_affine_dims *d)
     return LVK_OK;
 }
 
+/* The r32f texel view both shaders declare, read only with their TEXEL
+ * constant (lvk_prefer_texel); otherwise it covers one texel, as the whole
+ * tensor may exceed maxTexelBufferElements. */
+static struct lvk_bind texel_bind(const struct lvk_buf *buf, bool texel)
+{
+    return (struct lvk_bind){.buf = buf, .range = texel ? 0 : 4, .format = VK_FORMAT_R32_SFLOAT};
+}
+
 lvk_status lvk_affine_fwd(struct lvk_cmd *cmd, const struct lvk_buf *out, const struct lvk_buf *in,
                           const struct lvk_buf *params, const struct lvk_affine_dims *d, float fill)
 {
     LVK_CHECK(check_affine(d));
-    /* affine_fwd.comp: B, C, IH, IW, OH, OW, PAD. */
+    /* affine_fwd.comp: B, C, IH, IW, OH, OW, PAD, TEXEL. */
+    const bool texel = lvk_prefer_texel(cmd->ctx, (uint64_t)d->B * d->C * d->in_h * d->in_w);
     const uint32_t spec[] = {(uint32_t)d->B, (uint32_t)d->C, (uint32_t)d->in_h,
                              (uint32_t)d->in_w, (uint32_t)d->out_h, (uint32_t)d->out_w,
-                             lvk_spec_f32(fill)};
+                             lvk_spec_f32(fill), texel};
     const struct lvk_pipeline *p =
         lvk_pipeline_get(cmd->ctx, LVK_SHADER_AFFINE_FWD, spec, LVK_ARRAY_LEN(spec));
     if (!p)
         return LVK_ERR_VULKAN;
     uint64_t pixels = (uint64_t)d->B * d->out_h * d->out_w;
-    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(out), LVK_B(in), LVK_B(params)), 3, NULL, 0,
-                           LVK_CEIL_DIV(pixels, AFFINE_FWD_PER), "affine_fwd");
+    return lvk_dispatch_1d(cmd, p,
+                           LVK_BINDS(LVK_B(out), LVK_B(in), LVK_B(params), texel_bind(in, texel)),
+                           4, NULL, 0, LVK_CEIL_DIV(pixels, AFFINE_FWD_PER), "affine_fwd");
 }
 
 lvk_status lvk_affine_bwd(struct lvk_cmd *cmd, const struct lvk_buf *in_grad,
@@ -89,14 +99,12 @@ lvk_status lvk_affine_bwd(struct lvk_cmd *cmd, const struct lvk_buf *in_grad,
         lvk_pipeline_get(cmd->ctx, LVK_SHADER_AFFINE_BWD, spec, LVK_ARRAY_LEN(spec));
     if (!p)
         return LVK_ERR_VULKAN;
-    /* The texel view, unread without TEXEL, then covers one texel: the
-     * whole tensor may exceed maxTexelBufferElements. */
-    struct lvk_bind view = {.buf = out_grad, .range = texel ? 0 : 4, .format = VK_FORMAT_R32_SFLOAT};
     /* One invocation per input pixel, all channels. */
     uint64_t pixels = (uint64_t)d->B * d->in_h * d->in_w;
     return lvk_dispatch_1d(cmd, p,
-                           LVK_BINDS(LVK_B(in_grad), LVK_B(out_grad), LVK_B(params), view), 4,
-                           NULL, 0, pixels, "affine_bwd");
+                           LVK_BINDS(LVK_B(in_grad), LVK_B(out_grad), LVK_B(params),
+                                     texel_bind(out_grad, texel)),
+                           4, NULL, 0, pixels, "affine_bwd");
 }
 
 /* ---- configuration -------------------------------------------------------------------- */
