@@ -128,6 +128,15 @@ _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constan
 enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32,
        TX_MASK = 64, TX_STORE = 128, TX_RESID = 256 };
 
+/* Kernels of more taps than this (7x7 stems) fit few pixels of a 16-channel
+ * block in the unrolled body (one row of 4), and their in rows serve many
+ * taps: they take 8-channel blocks of 2 rows x 4 columns instead (GoogLeNet's
+ * 7x7/2 stem forward at 128 px, batch 8, old and new plan alternating 12
+ * rounds, min / median: 20.1 / 26.3 -> 18.7 / 23.4 ms; 5x5 layers gained
+ * less, within the noise, and 3x3 layers are best at 16 channels x 8
+ * columns). */
+#define TX_WIDE_TAPS 32
+
 /* Block shape of one invocation of conv2d_texel.comp: BC out channels (of co
  * per group, at most max_bc), PH x PW pixels of an oh x ow map in multiples
  * of uh x uw (the tile origins must be multiples of the backward strides,
@@ -160,7 +169,7 @@ static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint
      * columns up to 16 (8 with taps along H), and an unrolled body of at
      * most about 4096 multiply-adds per in channel (JIT time). */
     uint32_t budget = co <= 4 ? 64 : 128, kk = kh * kw;
-    uint32_t max_pw = LVK_MAX(kh > 1 ? 8u : 16u, uw);
+    uint32_t max_pw = LVK_MAX(kk > TX_WIDE_TAPS ? 4u : kh > 1 ? 8u : 16u, uw);
     uint32_t max_px = LVK_MAX(LVK_MIN(budget, 4096 / kk) / *bc, 1u);
     double best = 0;
     *pw = uw;
@@ -243,8 +252,9 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     uint32_t tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     bool lane_blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]) >= simd && (co <= 4 || tiles < simd);
     if (lane_blocks || shuffle) {
-        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks, lane_blocks ? 8 : 16, simd,
-                    &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks,
+                    lane_blocks || kk > TX_WIDE_TAPS ? 8 : 16, simd, &s[TX_BC], &s[TX_PW],
+                    &s[TX_PH]);
         tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     }
     uint32_t blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]);
