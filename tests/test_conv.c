@@ -305,7 +305,8 @@ static void test_conv_7x7_stride2(void **state)
     /* (20 + 6 - 7) / 2 + 1 = 10, (16 + 6 - 7) / 2 + 1 = 8 */
     const struct conv_ref r = {.group = 1, .sh = 2, .sw = 2, .dh = 1, .dw = 1,
                                .pt = 3, .pl = 3, .oh = 10, .ow = 8};
-    conv_run(4, (int64_t[]){1, 3, 20, 16}, (int64_t[]){8, 3, 7, 7}, true, a, 2, &r);
+    /* 13 out channels: blocks of 7 under the wide-kernel plan, one partial. */
+    conv_run(4, (int64_t[]){1, 3, 20, 16}, (int64_t[]){13, 3, 7, 7}, true, a, 2, &r);
 }
 
 /* 10 groups (enough to spread across lanes), multiplier 2, stride 2. */

@@ -128,9 +128,10 @@ _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constan
 enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32,
        TX_MASK = 64, TX_STORE = 128, TX_RESID = 256 };
 
-/* Kernels of more taps than this (7x7 stems) fit few pixels of a 16-channel
- * block in the unrolled body (one row of 4), and their in rows serve many
- * taps: they take 8-channel blocks of 2 rows x 4 columns instead (GoogLeNet's
+/* Kernels of more taps than this along both axes (7x7 stems) fit few pixels
+ * of a 16-channel block in the unrolled body (one row of 4), and their in
+ * rows serve many taps: under shared weights they take 8-channel blocks of
+ * at most 4 columns, which lets tiles grow in rows instead (GoogLeNet's
  * 7x7/2 stem forward at 128 px, batch 8, old and new plan alternating 12
  * rounds, min / median: 20.1 / 26.3 -> 18.7 / 23.4 ms; 5x5 layers gained
  * less, within the noise, and 3x3 layers are best at 16 channels x 8
@@ -151,7 +152,7 @@ enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_
  * subgroups are its SIMD width, 8 or 16) without a tile do no useful work
  * (with shuffled weights they only fetch their share). */
 static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint32_t uw,
-                        uint32_t kh, uint32_t kw, bool lane_blocks, uint32_t max_bc,
+                        uint32_t kh, uint32_t kw, bool lane_blocks, bool wide, uint32_t max_bc,
                         uint32_t simd, uint32_t *bc, uint32_t *pw, uint32_t *ph)
 {
     /* Channels: all when few; else 5/8 of max_bc to max_bc, the block
@@ -166,10 +167,11 @@ static void texel_block(uint32_t co, uint32_t oh, uint32_t ow, uint32_t uh, uint
     /* Pixels: the tile that minimises the work done, idle lanes and
      * padding included, over the efficiency of its block size a (fixed
      * costs per channel step make small blocks slow: about a / (a + 32)),
-     * columns up to 16 (8 with taps along H), and an unrolled body of at
-     * most about 4096 multiply-adds per in channel (JIT time). */
+     * columns up to 16 (8 with taps along H, 4 for wide kernels), and an
+     * unrolled body of at most about 4096 multiply-adds per in channel (JIT
+     * time). */
     uint32_t budget = co <= 4 ? 64 : 128, kk = kh * kw;
-    uint32_t max_pw = LVK_MAX(kk > TX_WIDE_TAPS ? 4u : kh > 1 ? 8u : 16u, uw);
+    uint32_t max_pw = LVK_MAX(wide ? 4u : kh > 1 ? 8u : 16u, uw);
     uint32_t max_px = LVK_MAX(LVK_MIN(budget, 4096 / kk) / *bc, 1u);
     double best = 0;
     *pw = uw;
@@ -248,13 +250,14 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     uint32_t *s = pass->spec;
     memset(s, 0, sizeof pass->spec);
     const uint32_t simd = LVK_MAX(ctx->info.subgroup_size, 8u);
-    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, 8, simd, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
+    texel_block(co, oh, ow, uh, uw, g.kh, g.kw, false, false, 8, simd, &s[TX_BC], &s[TX_PW],
+                &s[TX_PH]);
     uint32_t tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     bool lane_blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]) >= simd && (co <= 4 || tiles < simd);
     if (lane_blocks || shuffle) {
-        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks,
-                    lane_blocks || kk > TX_WIDE_TAPS ? 8 : 16, simd, &s[TX_BC], &s[TX_PW],
-                    &s[TX_PH]);
+        const bool wide = !lane_blocks && kk > TX_WIDE_TAPS && g.kh > 1 && g.kw > 1;
+        texel_block(co, oh, ow, uh, uw, g.kh, g.kw, lane_blocks, wide,
+                    lane_blocks || wide ? 8 : 16, simd, &s[TX_BC], &s[TX_PW], &s[TX_PH]);
         tiles = LVK_CEIL_DIV(oh, s[TX_PH]) * LVK_CEIL_DIV(ow, s[TX_PW]);
     }
     uint32_t blocks = g.g * LVK_CEIL_DIV(co, s[TX_BC]);
@@ -540,7 +543,8 @@ static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
         pass.spec[texel ? TX_ACT_LO : CL_ACT_LO] = lvk_spec_f32(lo);
         pass.spec[texel ? TX_ACT_HI : CL_ACT_HI] = lvk_spec_f32(hi);
     }
-    /* Unread bindings (no bias, no residual) get the input in their place. */
+    /* Unread bindings get a bound buffer in their place: the weights for
+     * no bias, the input for no residual. */
     struct lvk_bind binds[5] = {LVK_B(y->buf), LVK_B(x->buf), LVK_B(w->buf),
                                 LVK_B(b ? b->buf : w->buf), LVK_B(resid ? resid->buf : x->buf)};
     return conv_record(m, n, &pass, binds, 5, resid ? resid->buf : NULL, cmd, "conv2d_fwd");
