@@ -436,11 +436,13 @@ static void check_weight_buffers(const char *kernel)
 
 /* A residual block's end: z = Add(Conv(x), s) or Add(s, Conv(x)), then
  * optionally out = Relu(z). Planning fuses the Add, and the Relu with it,
- * into the Conv (graph.h, lvk_node.sum) when s exists before the Conv runs;
- * with `late` s passes through an Identity recorded after the Conv, and
- * nothing is fused. Either way, against the reference convolution: the
- * output is clamp(conv(x) + s); for a seed g, ds = g relu'(z) and dx is
- * the convolution's adjoint applied to ds, <ds, conv(x + e_i) - conv(x)>. */
+ * into the Conv (graph.h, lvk_node.sum), as s exists before the Conv runs.
+ * With `late`, s first passes through a 1x1 Conv recorded after the first
+ * (a projection shortcut): that later Conv writes the sum, reading the
+ * first Conv's output, which keeps its buffer. Against the reference
+ * convolution, with s' = W2 s (or s): the output is clamp(conv(x) + s');
+ * for a seed g, dz = g relu'(z), ds = W2^T dz (or dz), and dx is the
+ * convolution's adjoint applied to dz, <dz, conv(x + e_i) - conv(x)>. */
 struct resid_case {
     int64_t xs[4], ws[4];   /* pads 1 for 3x3, 0 for 1x1; stride 1 */
     bool swap, relu, late;
@@ -449,6 +451,18 @@ struct resid_case {
 static float resid_val(int i, int k)
 {
     return (float)((i * k + 3) % 17) / 8.0f - 1.0f;
+}
+
+/* Channel o of element i of v [B, m, hw] mixed by 1x1 weights w2 [m, m]:
+ * sum_k w2[o, k] v[k], or with `transposed` sum_k w2[k, o] v[k]. */
+static double mix_channels(const float *w2, const double *v, int64_t m, int64_t hw, size_t i,
+                           bool transposed)
+{
+    const int64_t b = (int64_t)i / (m * hw), o = (int64_t)i / hw % m, px = (int64_t)i % hw;
+    double acc = 0;
+    for (int64_t k = 0; k < m; k++)
+        acc += (double)w2[transposed ? k * m + o : o * m + k] * v[(b * m + k) * hw + px];
+    return acc;
 }
 
 static void resid_check(const struct resid_case *rc, const char *kernel)
@@ -466,7 +480,8 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
     float *dx = malloc(nx * sizeof *dx), *ds = malloc(ny * sizeof *ds);
     double *xd = malloc(nx * sizeof *xd), *wd = malloc(nw * sizeof *wd), *bd = malloc((size_t)m_out * sizeof *bd);
     double *ref = malloc(ny * sizeof *ref), *bumped = malloc(ny * sizeof *bumped), *dz = malloc(ny * sizeof *dz);
-    assert_true(x && wt && b && sv && g && y && dx && ds && xd && wd && bd && ref && bumped && dz);
+    double *sd = malloc(ny * sizeof *sd);
+    assert_true(x && wt && b && sv && g && y && dx && ds && xd && wd && bd && ref && bumped && dz && sd);
     for (size_t i = 0; i < nx; i++)
         xd[i] = x[i] = resid_val((int)i, 7);
     for (size_t i = 0; i < nw; i++)
@@ -474,7 +489,7 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
     for (int64_t i = 0; i < m_out; i++)
         bd[i] = b[i] = resid_val((int)i, 3) / 4.0f;
     for (size_t i = 0; i < ny; i++) {
-        sv[i] = resid_val((int)i, 11);
+        sd[i] = sv[i] = resid_val((int)i, 11);
         g[i] = resid_val((int)i, 13);
     }
 
@@ -488,8 +503,14 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
     assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", (const char *const[]){"x", "w", "b"}, 3,
                                         (const char *const[]){"c"}, 1, pads, 1), LVK_OK);
     const char *skip_in = "s";
+    const struct lvk_shape w2sh = {4, {m_out, m_out, 1, 1}};
+    float w2[64];
+    assert_true(m_out * m_out <= 64);
+    for (int64_t i = 0; i < m_out * m_out; i++)
+        w2[i] = resid_val((int)i, 9) / 2.0f;
     if (rc->late) {
-        assert_int_equal(lvk_graph_add_node(m, "Identity", "late", (const char *const[]){"s"}, 1,
+        assert_true(lvk_graph_add_const(m, "w2", LVK_DTYPE_F32, &w2sh, w2) >= 0);
+        assert_int_equal(lvk_graph_add_node(m, "Conv", "skip", (const char *const[]){"s", "w2"}, 2,
                                             (const char *const[]){"s2"}, 1, NULL, 0), LVK_OK);
         skip_in = "s2";
     }
@@ -505,13 +526,17 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
     assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
     unsetenv("LVK_CONV_KERNEL");
 
-    const int add = rc->late ? 2 : 1;
-    assert_int_equal(m->nodes[0].sum, rc->late ? -1 : add);
-    assert_int_equal(m->nodes[add].fused, !rc->late);
-    assert_int_equal(m->nodes[0].act, rc->relu && !rc->late ? add + 1 : -1);
+    /* The Conv that writes the sum: the later of the two. */
+    const int add = rc->late ? 2 : 1, writer = rc->late ? 1 : 0;
+    assert_int_equal(m->nodes[writer].sum, add);
+    assert_true(m->nodes[add].fused);
+    assert_int_equal(m->nodes[writer].act, rc->relu ? add + 1 : -1);
     if (rc->relu)
-        assert_int_equal(m->nodes[add + 1].fused, !rc->late);
+        assert_true(m->nodes[add + 1].fused);
+    assert_int_equal(m->nodes[0].sum, rc->late ? -1 : add);
     assert_int_equal(m->values[lvk_graph_find(m, "c")].buf == NULL, !rc->late);
+    if (rc->late)
+        assert_null(m->values[lvk_graph_find(m, "s2")].buf);
 
     assert_int_equal(lvk_model_set_input(m, "x", x, nx), LVK_OK);
     assert_int_equal(lvk_model_set_input(m, "s", sv, ny), LVK_OK);
@@ -527,15 +552,20 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
                                .pt = pad, .pl = pad, .oh = h, .ow = w};
     struct lvk_op_case c = {.ninputs = 3, .in_shape = {xsh, wsh, bsh}, .user = (void *)&r};
     conv_ref_fwd(&c, (const double *const[]){xd, wd, bd}, (double *const[]){ref}, &ysh);
+    /* s' = W2 s per pixel (late), else s; then dz, then ds = W2^T dz. */
     for (size_t i = 0; i < ny; i++) {
-        const double z = ref[i] + sv[i];
+        const double skip = rc->late ? mix_channels(w2, sd, m_out, h * w, i, false) : sd[i];
+        const double z = ref[i] + skip;
         const bool on = !rc->relu || z > 0;
         const double want = on ? z : 0.0;
         if (fabs(y[i] - want) > CONV_ATOL)
             fail_msg("%s: out[%zu] = %g, want %g", kernel, i, y[i], want);
         dz[i] = on ? g[i] : 0.0;
-        if (fabs(ds[i] - dz[i]) > 1e-6)
-            fail_msg("%s: ds[%zu] = %g, want %g", kernel, i, ds[i], dz[i]);
+    }
+    for (size_t i = 0; i < ny; i++) {
+        const double want = rc->late ? mix_channels(w2, dz, m_out, h * w, i, true) : dz[i];
+        if (fabs(ds[i] - want) > 1e-5)
+            fail_msg("%s: ds[%zu] = %g, want %g", kernel, i, ds[i], want);
     }
     for (size_t i = 0; i < nx; i++) {
         xd[i] += 1.0;
@@ -548,7 +578,7 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
             fail_msg("%s: dx[%zu] = %g, want %g", kernel, i, dx[i], want);
     }
     free(x); free(wt); free(b); free(sv); free(g); free(y); free(dx); free(ds);
-    free(xd); free(wd); free(bd); free(ref); free(bumped); free(dz);
+    free(xd); free(wd); free(bd); free(ref); free(bumped); free(dz); free(sd);
 }
 
 static void resid_run(const struct resid_case *rc)
@@ -572,7 +602,7 @@ static void test_conv_residual_pointwise(void **state)
     resid_run(&(struct resid_case){{1, 3, 5, 7}, {4, 3, 1, 1}, .relu = true});
 }
 
-/* s computed after the Conv: no fusion, same results. */
+/* A projection shortcut recorded after the first Conv writes the sum. */
 static void test_conv_residual_late(void **state)
 {
     resid_run(&(struct resid_case){{1, 3, 4, 8}, {6, 3, 3, 3}, .relu = true, .late = true});

@@ -519,8 +519,8 @@ static void fuse_sums(struct lvk_model *m, const bool *requested, const struct v
             const int y = a->outputs[0];
             struct lvk_node *r = reads[y].count == 1 ? &m->nodes[reads[y].node] : NULL;
             float lo, hi;
-            if (r && !requested[y] && r->needed && r->def->clamp_bounds && r->inputs[0] == y &&
-                r->def->clamp_bounds(r, &lo, &hi)) {
+            if (r && !requested[y] && r->needed && c->def->fuses_clamp && r->def->clamp_bounds &&
+                r->inputs[0] == y && r->def->clamp_bounds(r, &lo, &hi)) {
                 c->act = a->act = reads[y].node;
                 r->fused = true;
             }
