@@ -311,21 +311,29 @@ lvk_status lvk_view_fold(struct lvk_model *m, struct lvk_node *n)
     return LVK_OK;
 }
 
-/* Forward steps whose rows (innermost axis) are contiguous on both sides
- * run as buffer copies, one region per row: on lavapipe a copy is a memcpy,
- * several times faster than the shader's per-lane stores (GoogLeNet's
- * Concat), and all copies of a node share one barrier. Rows of at least
- * COPY_MIN_ROW elements, at most COPY_MAX_ROWS of them per step. */
+/* Whether step s moves whole rows: no tables, and the innermost axis
+ * contiguous on both sides. */
+static bool plain_rows(const struct lvk_view_step *s)
+{
+    const int last = s->ndim - 1;
+    return !s->table_mask && last >= 0 && s->src_stride[last] == 1 && s->dst_stride[last] == 1;
+}
+
+/* On lavapipe, forward steps of plain rows run as buffer copies, one region
+ * per row: a copy is a memcpy there, several times faster than the
+ * shader's per-lane stores (GoogLeNet's Concat), and all copies of a node
+ * share one barrier. (A GPU runs many small regions no faster than one
+ * dispatch.) Rows of at least COPY_MIN_ROW elements, at most COPY_MAX_ROWS
+ * of them per step. */
 #define COPY_MIN_ROW 4
 #define COPY_MAX_ROWS 4096
 
-/* Rows of step s as a copy, or 0 when it is not one: tables, broadcast
- * (a source read twice), short or too many rows. */
+/* Rows of step s as a copy, or 0 when it is not one: not plain rows,
+ * broadcast (a source read twice), short or too many rows. */
 static int64_t copy_rows(const struct lvk_view_step *s)
 {
     const int last = s->ndim - 1;
-    if (s->table_mask || last < 0 || s->src_stride[last] != 1 || s->dst_stride[last] != 1 ||
-        s->size[last] < COPY_MIN_ROW)
+    if (!plain_rows(s) || s->size[last] < COPY_MIN_ROW)
         return 0;
     int64_t rows = 1;
     for (int d = 0; d < last; d++) {
@@ -342,8 +350,7 @@ static int64_t copy_rows(const struct lvk_view_step *s)
 static bool vec4_rows(const struct lvk_view_step *s)
 {
     const int last = s->ndim - 1;
-    if (s->table_mask || last < 0 || s->src_stride[last] != 1 || s->dst_stride[last] != 1 ||
-        s->size[last] % 4 || s->src_base % 4 || s->dst_base % 4)
+    if (!plain_rows(s) || s->size[last] % 4 || s->src_base % 4 || s->dst_base % 4)
         return false;
     for (int d = 0; d < last; d++)
         if (s->src_stride[d] % 4 || s->dst_stride[d] % 4)
@@ -400,7 +407,7 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
 {
     const struct lvk_view_plan *p = n->priv;
     bool copied = false;
-    if (!bwd)
+    if (!bwd && m->ctx->is_lavapipe)
         LVK_CHECK(record_copies(m, p, cmd, &copied));
     if (copied)
         return LVK_OK;
