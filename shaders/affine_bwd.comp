@@ -23,8 +23,10 @@ layout(constant_id = 4) const uint OH = 1; // output height
 layout(constant_id = 5) const uint OW = 1; // output width
 // Reads y_grad through the texel view at binding 3 (lvk_prefer_texel: one
 // vectorised gather on lavapipe where an SSBO load is a pass over the
-// lanes; every candidate is then read, its weight possibly 0, as a load
-// under a branch would be a pass again), else through the SSBO.
+// lanes), else through the SSBO. Texel reads are not skipped for weights
+// of 0 within a narrowed window (a fetch under a branch is a pass again):
+// the product is selected away instead, so non-finite gradients outside
+// the taps stay out, as with the skip.
 layout(constant_id = 6) const bool TEXEL = false;
 
 layout(std430, set = 0, binding = 0) buffer XG { float xg[]; };            // x_grad: [B, C, IH, IW]
@@ -70,7 +72,8 @@ void main()
     vec4 m = prm[2u * b], t = prm[2u * b + 1u];
     float det = m.x * m.w - m.y * m.z;
     uint xlo = 0u, xhi = OW - 1u, ylo = 0u, yhi = OH - 1u;
-    if (abs(det) > MIN_DET) {
+    const bool narrowed = abs(det) > MIN_DET;
+    if (narrowed) {
         // A^-1 = [d -b; -c a] / det (GLSL constructors take columns).
         mat2 inv = mat2(m.w, -m.z, -m.y, m.x) / det;
         vec2 lo = vec2(1e30), hi = vec2(-1e30);
@@ -115,11 +118,12 @@ void main()
         for (uint ox = uint(ceil(lo)); float(ox) <= hi; ++ox) {
             vec2 s = source(b, ox, oy);
             float w = tap_weight(s.x, int(ix)) * tap_weight(s.y, int(iy));
-            if (w == 0.0 && !TEXEL)
+            if (w == 0.0 && !(TEXEL && narrowed))
                 continue;
             for (uint c = 0; c < C; ++c) {
                 uint k = ((b * C + c) * OH + oy) * OW + ox;
-                acc[c] += w * (TEXEL ? texelFetch(yg_t, int(k)).x : yg[k]);
+                float g = TEXEL ? texelFetch(yg_t, int(k)).x : yg[k];
+                acc[c] += w != 0.0 ? w * g : 0.0;
             }
         }
     }
