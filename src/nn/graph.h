@@ -111,6 +111,12 @@ struct lvk_node {
      * producer's output is never stored. */
     int act;
     bool fused;
+    /* The same for the backward (fuse_activations), on the activation:
+     * the one node that reads its output applies its gradient mask as it
+     * stores that input's gradient, writing the gradient of the
+     * activation's input instead (lvk_graph_grad_mask); the activation's
+     * backward does not run and its output has no gradient buffer. */
+    bool bwd_fused;
     /* Set by planning when an Add is fused into the producer of one of its
      * operands (fuse_sums in graph.c): on the producer, the index of the
      * Add, whose output its forward writes, adding the other operand as it
@@ -118,12 +124,6 @@ struct lvk_node {
      * along: `act` names it on both); its own output is never stored. On
      * the Add, `fused`: its forward does not run; its backward does. */
     int sum;
-    /* The same for the backward (fuse_activations), on the activation:
-     * the one node that reads its output applies its gradient mask as it
-     * stores that input's gradient, writing the gradient of the
-     * activation's input instead (lvk_graph_grad_mask); the activation's
-     * backward does not run and its output has no gradient buffer. */
-    bool bwd_fused;
     /* Set by planning (plan_grad_stores in graph.c): bit k when this node's
      * backward is the first to write the gradient of input k
      * (lvk_graph_input_grad) and its op can overwrite it

@@ -863,7 +863,7 @@ static lvk_status compile_term(const struct lvk_objective *o, const struct lvk_t
     default:
         LVK_ASSERT(!"unhandled term kind");
     }
-    /* The gradient pass visits only the channels that can receive any. */
+    /* The value and gradient passes visit only the channels with coefficients. */
     uint32_t first = op->c, last = 0;
     for (uint32_t c = 0; c < op->c; c++)
         if (op->coef[c] != 0.0f) {

@@ -325,16 +325,6 @@ void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize off
     timestamp(cmd, "fill");
 }
 
-void lvk_cmd_copy(struct lvk_cmd *cmd, const struct lvk_buf *dst, VkDeviceSize dst_off,
-                  const struct lvk_buf *src, VkDeviceSize src_off, VkDeviceSize size)
-{
-    if (size == 0)
-        return;
-    VkBufferCopy region = {.srcOffset = src_off, .dstOffset = dst_off, .size = size};
-    lvk_cmd_copy_regions(cmd, dst, src, &region, 1);
-    lvk_cmd_barrier(cmd, "copy");
-}
-
 void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
                           const VkBufferCopy *regions, uint32_t n)
 {

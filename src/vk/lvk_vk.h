@@ -234,9 +234,6 @@ void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label);
  * gradients), then a barrier. size VK_WHOLE_SIZE = to the end. */
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value);
-/* Copies between buffers, then a barrier. */
-void lvk_cmd_copy(struct lvk_cmd *cmd, const struct lvk_buf *dst, VkDeviceSize dst_off,
-                  const struct lvk_buf *src, VkDeviceSize src_off, VkDeviceSize size);
 /* Copies regions between two buffers without the barrier: a batch of
  * copies that write disjoint ranges ends with one lvk_cmd_barrier. */
 void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
