@@ -27,6 +27,14 @@ layout(std430, set = 0, binding = 1) readonly buffer ImgG4 { vec4 ig4[]; }; // i
 layout(std430, set = 0, binding = 1) readonly buffer ImgG1 { float ig1[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Img4 { vec4 y4[]; };   // img: [B, C, H, W]
 layout(std430, set = 0, binding = 2) readonly buffer Img1 { float y1[]; };
+// With TEXEL (lvk_prefer_texel, planes of whole vec4s) the inputs are read
+// through rgba32f texel views at the bindings after the storage buffers:
+// one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
+// pass over the lanes.
+layout(constant_id = 13) const bool TEXEL = false;
+layout(set = 0, binding = 3) uniform samplerBuffer rg_t;
+layout(set = 0, binding = 4) uniform samplerBuffer ig_t;
+layout(set = 0, binding = 5) uniform samplerBuffer y_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW;
@@ -35,14 +43,16 @@ const uint PER = 4;
 // Gradient at the sigmoid's input: dL/dz = dL/dy * y * (1 - y).
 vec4 dz(uint i)
 {
-    vec4 y = V4 ? y4[i] : vec4(y1[i]);
-    vec4 g = V4 ? ig4[i] : vec4(ig1[i]);
+    vec4 y = TEXEL ? texelFetch(y_t, int(i)) : V4 ? y4[i] : vec4(y1[i]);
+    vec4 g = TEXEL ? texelFetch(ig_t, int(i)) : V4 ? ig4[i] : vec4(ig1[i]);
     return g * y * (1.0 - y);
 }
 
 void accum(uint i, vec4 v)
 {
-    if (V4)
+    if (TEXEL)
+        rg4[i] = texelFetch(rg_t, int(i)) + v; // each element read, then written, by one invocation
+    else if (V4)
         rg4[i] += v;
     else
         rg1[i] += v.x;

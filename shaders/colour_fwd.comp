@@ -28,12 +28,18 @@ layout(std430, set = 0, binding = 0) writeonly buffer Img4 { vec4 img4[]; }; // 
 layout(std430, set = 0, binding = 0) writeonly buffer Img1 { float img1[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Raw4 { vec4 raw4[]; };  // raw: [B, C, H, W]
 layout(std430, set = 0, binding = 1) readonly buffer Raw1 { float raw1[]; };
+// With TEXEL (lvk_prefer_texel, planes of whole vec4s) the inputs are read
+// through rgba32f texel views at the bindings after the storage buffers:
+// one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
+// pass over the lanes.
+layout(constant_id = 13) const bool TEXEL = false;
+layout(set = 0, binding = 2) uniform samplerBuffer raw_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW; // vec4s (or floats) per plane
 const uint PER = 4;                   // units per invocation
 
-vec4 load(uint i) { return V4 ? raw4[i] : vec4(raw1[i]); }
+vec4 load(uint i) { return TEXEL ? texelFetch(raw_t, int(i)) : V4 ? raw4[i] : vec4(raw1[i]); }
 
 void store(uint i, vec4 v)
 {

@@ -18,6 +18,13 @@ layout(std430, set = 0, binding = 0) buffer TG4 { vec4 tg4[]; };          // t_g
 layout(std430, set = 0, binding = 0) buffer TG1 { float tg1[]; };
 layout(std430, set = 0, binding = 1) readonly buffer XG4 { vec4 xg4[]; }; // x_grad: [B, C, H, W]
 layout(std430, set = 0, binding = 1) readonly buffer XG1 { float xg1[]; };
+// With TEXEL (lvk_prefer_texel, planes of whole vec4s) the inputs are read
+// through rgba32f texel views at the bindings after the storage buffers:
+// one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
+// pass over the lanes.
+layout(constant_id = 9) const bool TEXEL = false;
+layout(set = 0, binding = 2) uniform samplerBuffer tg_t;
+layout(set = 0, binding = 3) uniform samplerBuffer xg_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW;
@@ -37,7 +44,9 @@ void main()
         uint b = plane / C, c = plane - b * C;
         uint src = (b * C + (BGR != 0u ? C - 1u - c : c)) * UNITS + p;
         float f = (HI - LO) / std_of(c);
-        if (V4)
+        if (TEXEL) // each element of t_grad read, then written, by one invocation
+            tg4[u] = texelFetch(tg_t, int(u)) + f * texelFetch(xg_t, int(src));
+        else if (V4)
             tg4[u] += f * xg4[src];
         else
             tg1[u] += f * xg1[src];

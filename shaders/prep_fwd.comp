@@ -25,6 +25,12 @@ layout(std430, set = 0, binding = 0) writeonly buffer X4 { vec4 x4[]; }; // x: [
 layout(std430, set = 0, binding = 0) writeonly buffer X1 { float x1[]; };
 layout(std430, set = 0, binding = 1) readonly buffer T4 { vec4 t4[]; };  // t: [B, C, H, W] in [0, 1]
 layout(std430, set = 0, binding = 1) readonly buffer T1 { float t1[]; };
+// With TEXEL (lvk_prefer_texel, planes of whole vec4s) the inputs are read
+// through rgba32f texel views at the bindings after the storage buffers:
+// one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
+// pass over the lanes.
+layout(constant_id = 12) const bool TEXEL = false;
+layout(set = 0, binding = 2) uniform samplerBuffer t_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW;
@@ -46,7 +52,7 @@ void main()
         uint dst = (b * C + (BGR != 0u ? C - 1u - c : c)) * UNITS + p;
         float m = mean_of(c), s = std_of(c);
         if (V4)
-            x4[dst] = (LO + t4[u] * (HI - LO) - m) / s;
+            x4[dst] = (LO + (TEXEL ? texelFetch(t_t, int(u)) : t4[u]) * (HI - LO) - m) / s;
         else
             x1[dst] = (LO + t1[u] * (HI - LO) - m) / s;
     }

@@ -291,14 +291,20 @@ static struct op colour_op(int B, int C, int H, int W, bool decorrelate)
                        .ref = colour_ref, .fwd = colour_fwd, .bwd = colour_bwd};
 }
 
+/* The vec4 paths read through texel views where the device prefers them
+ * (lavapipe), else through storage buffers (LVK_NO_TEXEL): both run. */
 static void test_colour(void **state)
 {
-    check_op(colour_op(2, 3, 5, 7, true), 1);   /* scalar path */
-    check_op(colour_op(2, 3, 4, 6, true), 2);   /* vec4 path */
-    check_op(colour_op(1, 3, 13, 9, false), 3); /* plain sigmoid, RGB */
-    check_op(colour_op(3, 1, 8, 8, false), 4);  /* grayscale */
-    check_op(colour_op(2, 1, 5, 5, true), 6);   /* grayscale ignores decorrelate */
-    check_op(colour_op(3, 3, 16, 16, true), 5); /* several workgroups */
+    for (int ssbo = 0; ssbo < 2; ++ssbo) {
+        setenv("LVK_NO_TEXEL", ssbo ? "1" : "0", 1);
+        check_op(colour_op(2, 3, 5, 7, true), 1);   /* scalar path */
+        check_op(colour_op(2, 3, 4, 6, true), 2);   /* vec4 path */
+        check_op(colour_op(1, 3, 13, 9, false), 3); /* plain sigmoid, RGB */
+        check_op(colour_op(3, 1, 8, 8, false), 4);  /* grayscale */
+        check_op(colour_op(2, 1, 5, 5, true), 6);   /* grayscale ignores decorrelate */
+        check_op(colour_op(3, 3, 16, 16, true), 5); /* several workgroups */
+    }
+    unsetenv("LVK_NO_TEXEL");
 }
 
 static void test_colour_rejects(void **state)
@@ -413,12 +419,16 @@ static void test_prep(void **state)
     struct lvk_preproc gray = {.lo = -1, .hi = 1, .mean = {0.5f}, .std = {0.5f}};
     struct lvk_preproc ident;
     lvk_preproc_default(&ident);
-    check_op(prep_op(2, 3, 5, 7, imagenet), 21);
-    check_op(prep_op(2, 3, 4, 8, imagenet), 22);
-    check_op(prep_op(2, 3, 5, 7, caffe), 23);
-    check_op(prep_op(1, 3, 12, 12, caffe), 24);
-    check_op(prep_op(3, 1, 28, 28, gray), 25);
-    check_op(prep_op(1, 3, 3, 3, ident), 26);
+    for (int ssbo = 0; ssbo < 2; ++ssbo) { /* as in test_colour */
+        setenv("LVK_NO_TEXEL", ssbo ? "1" : "0", 1);
+        check_op(prep_op(2, 3, 5, 7, imagenet), 21);
+        check_op(prep_op(2, 3, 4, 8, imagenet), 22);
+        check_op(prep_op(2, 3, 5, 7, caffe), 23);
+        check_op(prep_op(1, 3, 12, 12, caffe), 24);
+        check_op(prep_op(3, 1, 28, 28, gray), 25);
+        check_op(prep_op(1, 3, 3, 3, ident), 26);
+    }
+    unsetenv("LVK_NO_TEXEL");
 }
 
 /* The device op agrees with lvk_preproc_apply(), the CPU path the

@@ -25,4 +25,14 @@ lvk_status lvk_value_count32(const struct lvk_model *m, const struct lvk_node *n
  * classic kernel included. */
 bool lvk_prefer_texel(const struct lvk_ctx *ctx, uint64_t count);
 
+/* A texel view of buf in `format` (r32f or rgba32f) for a shader that reads
+ * it only where `on` (its TEXEL constant, from lvk_prefer_texel); otherwise
+ * the view covers one texel, as the whole buffer may exceed
+ * maxTexelBufferElements. */
+static inline struct lvk_bind lvk_texel_bind(const struct lvk_buf *buf, VkFormat format, bool on)
+{
+    const VkDeviceSize texel = format == VK_FORMAT_R32G32B32A32_SFLOAT ? 16 : 4;
+    return (struct lvk_bind){.buf = buf, .range = on ? 0 : texel, .format = format};
+}
+
 #endif

@@ -53,16 +53,28 @@ void lvk_colour_matrix(float m[9])
         m[k] = (float)(svd_sqrt[k] / max_norm);
 }
 
-/* Specialization constants of colour_{fwd,bwd}.comp: C, HW, B, DECOR, M. */
+/* Whether the elementwise shaders below read planes of H x W through
+ * rgba32f texel views (their TEXEL): planes of whole vec4s (their V4), on a
+ * device that prefers texel reads (lvk_prefer_texel). */
+static bool planes_texel(const struct lvk_ctx *ctx, int planes, int H, int W)
+{
+    return (H * W) % 4 == 0 && lvk_prefer_texel(ctx, (uint64_t)planes * H * W / 4);
+}
+
+static const VkFormat RGBA = VK_FORMAT_R32G32B32A32_SFLOAT;
+
+/* Specialization constants of colour_{fwd,bwd}.comp: C, HW, B, DECOR, M, TEXEL. */
 static const struct lvk_pipeline *colour_pipeline(struct lvk_ctx *ctx, enum lvk_shader_id id,
-                                                  int B, int C, int H, int W, bool decorrelate)
+                                                  int B, int C, int H, int W, bool decorrelate,
+                                                  bool texel)
 {
     float m[9];
     lvk_colour_matrix(m);
-    uint32_t spec[13] = {(uint32_t)C, (uint32_t)H * (uint32_t)W, (uint32_t)B,
+    uint32_t spec[14] = {(uint32_t)C, (uint32_t)H * (uint32_t)W, (uint32_t)B,
                          decorrelate && C == 3};
     for (int k = 0; k < 9; ++k)
         spec[4 + k] = lvk_spec_f32(m[k]);
+    spec[13] = texel;
     return lvk_pipeline_get(ctx, id, spec, LVK_ARRAY_LEN(spec));
 }
 
@@ -79,14 +91,16 @@ lvk_status lvk_colour_fwd(struct lvk_cmd *cmd, const struct lvk_buf *img, const 
                           int B, int C, int H, int W, bool decorrelate)
 {
     LVK_CHECK(colour_check(B, C, H, W, decorrelate));
+    const bool texel = planes_texel(cmd->ctx, B * C, H, W);
     const struct lvk_pipeline *p =
-        colour_pipeline(cmd->ctx, LVK_SHADER_COLOUR_FWD, B, C, H, W, decorrelate);
+        colour_pipeline(cmd->ctx, LVK_SHADER_COLOUR_FWD, B, C, H, W, decorrelate, texel);
     if (!p)
         return LVK_ERR_VULKAN;
     /* A unit covers all C channels of one pixel (or vec4 of pixels). */
     uint64_t units = elemwise_units(B, H, W);
-    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(img), LVK_B(raw)), 2, NULL, 0,
-                           LVK_CEIL_DIV(units, ELEMWISE_PER), "colour_fwd");
+    return lvk_dispatch_1d(cmd, p,
+                           LVK_BINDS(LVK_B(img), LVK_B(raw), lvk_texel_bind(raw, RGBA, texel)), 3,
+                           NULL, 0, LVK_CEIL_DIV(units, ELEMWISE_PER), "colour_fwd");
 }
 
 lvk_status lvk_colour_bwd(struct lvk_cmd *cmd, const struct lvk_buf *raw_grad,
@@ -94,13 +108,18 @@ lvk_status lvk_colour_bwd(struct lvk_cmd *cmd, const struct lvk_buf *raw_grad,
                           int B, int C, int H, int W, bool decorrelate)
 {
     LVK_CHECK(colour_check(B, C, H, W, decorrelate));
+    const bool texel = planes_texel(cmd->ctx, B * C, H, W);
     const struct lvk_pipeline *p =
-        colour_pipeline(cmd->ctx, LVK_SHADER_COLOUR_BWD, B, C, H, W, decorrelate);
+        colour_pipeline(cmd->ctx, LVK_SHADER_COLOUR_BWD, B, C, H, W, decorrelate, texel);
     if (!p)
         return LVK_ERR_VULKAN;
     uint64_t units = elemwise_units(B, H, W);
-    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(raw_grad), LVK_B(img_grad), LVK_B(img)), 3,
-                           NULL, 0, LVK_CEIL_DIV(units, ELEMWISE_PER), "colour_bwd");
+    return lvk_dispatch_1d(cmd, p,
+                           LVK_BINDS(LVK_B(raw_grad), LVK_B(img_grad), LVK_B(img),
+                                     lvk_texel_bind(raw_grad, RGBA, texel),
+                                     lvk_texel_bind(img_grad, RGBA, texel),
+                                     lvk_texel_bind(img, RGBA, texel)),
+                           6, NULL, 0, LVK_CEIL_DIV(units, ELEMWISE_PER), "colour_bwd");
 }
 
 /* ---- bilinear upsample --------------------------------------------------------------- */
@@ -157,21 +176,22 @@ lvk_status lvk_prep_fwd(struct lvk_cmd *cmd, const struct lvk_buf *x, const stru
                         const struct lvk_preproc *pp, int B, int C, int H, int W)
 {
     LVK_CHECK(prep_check(pp, B, C, H, W));
-    /* prep_fwd.comp: C, HW, B, BGR, LO, HI, MEAN0..2, STD0..2. The channel
-     * swap applies to RGB only, as in lvk_preproc_apply(). */
+    /* prep_fwd.comp: C, HW, B, BGR, LO, HI, MEAN0..2, STD0..2, TEXEL. The
+     * channel swap applies to RGB only, as in lvk_preproc_apply(). */
+    const bool texel = planes_texel(cmd->ctx, B * C, H, W);
     const uint32_t spec[] = {
         (uint32_t)C, (uint32_t)H * (uint32_t)W, (uint32_t)B, pp->bgr && C == 3,
         lvk_spec_f32(pp->lo), lvk_spec_f32(pp->hi),
         lvk_spec_f32(pp->mean[0]), lvk_spec_f32(pp->mean[1]), lvk_spec_f32(pp->mean[2]),
-        lvk_spec_f32(pp->std[0]), lvk_spec_f32(pp->std[1]), lvk_spec_f32(pp->std[2]),
+        lvk_spec_f32(pp->std[0]), lvk_spec_f32(pp->std[1]), lvk_spec_f32(pp->std[2]), texel,
     };
     const struct lvk_pipeline *p =
         lvk_pipeline_get(cmd->ctx, LVK_SHADER_PREP_FWD, spec, LVK_ARRAY_LEN(spec));
     if (!p)
         return LVK_ERR_VULKAN;
     uint64_t units = elemwise_units(B * C, H, W);
-    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(x), LVK_B(t)), 2, NULL, 0,
-                           LVK_CEIL_DIV(units, ELEMWISE_PER), "prep_fwd");
+    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(x), LVK_B(t), lvk_texel_bind(t, RGBA, texel)),
+                           3, NULL, 0, LVK_CEIL_DIV(units, ELEMWISE_PER), "prep_fwd");
 }
 
 lvk_status lvk_prep_bwd(struct lvk_cmd *cmd, const struct lvk_buf *t_grad,
@@ -179,17 +199,21 @@ lvk_status lvk_prep_bwd(struct lvk_cmd *cmd, const struct lvk_buf *t_grad,
                         int B, int C, int H, int W)
 {
     LVK_CHECK(prep_check(pp, B, C, H, W));
-    /* prep_bwd.comp: C, HW, B, BGR, LO, HI, STD0..2. */
+    /* prep_bwd.comp: C, HW, B, BGR, LO, HI, STD0..2, TEXEL. */
+    const bool texel = planes_texel(cmd->ctx, B * C, H, W);
     const uint32_t spec[] = {
         (uint32_t)C, (uint32_t)H * (uint32_t)W, (uint32_t)B, pp->bgr && C == 3,
         lvk_spec_f32(pp->lo), lvk_spec_f32(pp->hi),
-        lvk_spec_f32(pp->std[0]), lvk_spec_f32(pp->std[1]), lvk_spec_f32(pp->std[2]),
+        lvk_spec_f32(pp->std[0]), lvk_spec_f32(pp->std[1]), lvk_spec_f32(pp->std[2]), texel,
     };
     const struct lvk_pipeline *p =
         lvk_pipeline_get(cmd->ctx, LVK_SHADER_PREP_BWD, spec, LVK_ARRAY_LEN(spec));
     if (!p)
         return LVK_ERR_VULKAN;
     uint64_t units = elemwise_units(B * C, H, W);
-    return lvk_dispatch_1d(cmd, p, LVK_BINDS(LVK_B(t_grad), LVK_B(x_grad)), 2, NULL, 0,
-                           LVK_CEIL_DIV(units, ELEMWISE_PER), "prep_bwd");
+    return lvk_dispatch_1d(cmd, p,
+                           LVK_BINDS(LVK_B(t_grad), LVK_B(x_grad),
+                                     lvk_texel_bind(t_grad, RGBA, texel),
+                                     lvk_texel_bind(x_grad, RGBA, texel)),
+                           4, NULL, 0, LVK_CEIL_DIV(units, ELEMWISE_PER), "prep_bwd");
 }

@@ -58,14 +58,6 @@ static lvk_status check_affine(const struct lvk_affine_dims *d)
     return LVK_OK;
 }
 
-/* The r32f texel view both shaders declare, read only with their TEXEL
- * constant (lvk_prefer_texel); otherwise it covers one texel, as the whole
- * tensor may exceed maxTexelBufferElements. */
-static struct lvk_bind texel_bind(const struct lvk_buf *buf, bool texel)
-{
-    return (struct lvk_bind){.buf = buf, .range = texel ? 0 : 4, .format = VK_FORMAT_R32_SFLOAT};
-}
-
 lvk_status lvk_affine_fwd(struct lvk_cmd *cmd, const struct lvk_buf *out, const struct lvk_buf *in,
                           const struct lvk_buf *params, const struct lvk_affine_dims *d, float fill)
 {
@@ -81,7 +73,7 @@ lvk_status lvk_affine_fwd(struct lvk_cmd *cmd, const struct lvk_buf *out, const 
         return LVK_ERR_VULKAN;
     uint64_t pixels = (uint64_t)d->B * d->out_h * d->out_w;
     return lvk_dispatch_1d(cmd, p,
-                           LVK_BINDS(LVK_B(out), LVK_B(in), LVK_B(params), texel_bind(in, texel)),
+                           LVK_BINDS(LVK_B(out), LVK_B(in), LVK_B(params), lvk_texel_bind(in, VK_FORMAT_R32_SFLOAT, texel)),
                            4, NULL, 0, LVK_CEIL_DIV(pixels, AFFINE_FWD_PER), "affine_fwd");
 }
 
@@ -103,7 +95,7 @@ lvk_status lvk_affine_bwd(struct lvk_cmd *cmd, const struct lvk_buf *in_grad,
     uint64_t pixels = (uint64_t)d->B * d->in_h * d->in_w;
     return lvk_dispatch_1d(cmd, p,
                            LVK_BINDS(LVK_B(in_grad), LVK_B(out_grad), LVK_B(params),
-                                     texel_bind(out_grad, texel)),
+                                     lvk_texel_bind(out_grad, VK_FORMAT_R32_SFLOAT, texel)),
                            4, NULL, 0, pixels, "affine_bwd");
 }
 
