@@ -26,6 +26,15 @@ layout(std430, set = 0, binding = 2) buffer V1 { float v1[]; };
 layout(std430, set = 0, binding = 3) readonly buffer G4 { vec4 g4[]; }; // grad: [COUNT]
 layout(std430, set = 0, binding = 3) readonly buffer G1 { float g1[]; };
 layout(std430, set = 0, binding = 4) readonly buffer S { vec4 step; };  // (lr, bc1, bc2, 0)
+// With TEXEL (lvk_prefer_texel) the whole vec4s are read through rgba32f
+// texel views of the same buffers: one vectorised gather on lavapipe, where
+// a vec4 storage-buffer load is a pass over the lanes. Each element is read,
+// then written, by one invocation.
+layout(constant_id = 5) const bool TEXEL = false;
+layout(set = 0, binding = 5) uniform samplerBuffer p_t;
+layout(set = 0, binding = 6) uniform samplerBuffer m_t;
+layout(set = 0, binding = 7) uniform samplerBuffer v_t;
+layout(set = 0, binding = 8) uniform samplerBuffer g_t;
 
 const uint N4 = COUNT / 4u;                         // whole vec4s
 const uint UNITS = N4 + (COUNT % 4u != 0u ? 1u : 0u); // plus one for the tail
@@ -41,12 +50,13 @@ void main()
         if (u >= UNITS)
             return;
         if (u < N4) {
-            vec4 g = g4[u];
-            vec4 m = BETA1 * m4[u] + (1.0 - BETA1) * g;
-            vec4 v = BETA2 * v4[u] + (1.0 - BETA2) * g * g;
+            int t = int(u);
+            vec4 g = TEXEL ? texelFetch(g_t, t) : g4[u];
+            vec4 m = BETA1 * (TEXEL ? texelFetch(m_t, t) : m4[u]) + (1.0 - BETA1) * g;
+            vec4 v = BETA2 * (TEXEL ? texelFetch(v_t, t) : v4[u]) + (1.0 - BETA2) * g * g;
             m4[u] = m;
             v4[u] = v;
-            p4[u] += SIGN * lr * (m / bc1) / (sqrt(v / bc2) + EPS);
+            p4[u] = (TEXEL ? texelFetch(p_t, t) : p4[u]) + SIGN * lr * (m / bc1) / (sqrt(v / bc2) + EPS);
         } else {
             for (uint i = 4u * N4; i < COUNT; ++i) {
                 float g = g1[i];

@@ -6,7 +6,8 @@
  *   - random gradients over several steps (one recording replayed, the
  *     per-step buffer rewritten, the learning rate changed halfway) against
  *     the recursion in double, for sizes with and without a partial vec4;
- *   - reset restarts from zero moments. */
+ *   - reset restarts from zero moments.
+ * Each runs with both ways of reading (main). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -174,5 +175,12 @@ int main(void)
         cmocka_unit_test(test_random_gradients),
         cmocka_unit_test(test_reset),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* Both ways adam.comp reads: texel views where the device prefers
+     * them (lavapipe), storage buffers (LVK_NO_TEXEL). */
+    int failed = 0;
+    for (int ssbo = 0; ssbo < 2; ++ssbo) {
+        setenv("LVK_NO_TEXEL", ssbo ? "1" : "0", 1);
+        failed += cmocka_run_group_tests(tests, NULL, NULL);
+    }
+    return failed;
 }

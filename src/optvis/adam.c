@@ -71,19 +71,26 @@ lvk_status lvk_adam_record(struct lvk_cmd *cmd, const struct lvk_adam *a,
                            const struct lvk_buf *param, const struct lvk_buf *grad)
 {
     const struct lvk_adam_opts *o = &a->opts;
-    /* adam.comp: COUNT, BETA1, BETA2, EPS, SIGN. */
+    /* adam.comp: COUNT, BETA1, BETA2, EPS, SIGN, TEXEL. */
+    const bool texel = lvk_prefer_texel(cmd->ctx, a->count / 4);
     const uint32_t spec[] = {a->count, lvk_spec_f32(o->beta1), lvk_spec_f32(o->beta2),
-                             lvk_spec_f32(o->eps), lvk_spec_f32(o->minimise ? -1.0f : 1.0f)};
+                             lvk_spec_f32(o->eps), lvk_spec_f32(o->minimise ? -1.0f : 1.0f),
+                             texel};
     const struct lvk_pipeline *p =
         lvk_pipeline_get(cmd->ctx, LVK_SHADER_ADAM, spec, LVK_ARRAY_LEN(spec));
     if (!p)
         return LVK_ERR_VULKAN;
     /* count / 4 vec4 units, plus one for a partial vec4 at the end. */
     uint64_t units = LVK_CEIL_DIV((uint64_t)a->count, 4);
+    const VkFormat rgba = VK_FORMAT_R32G32B32A32_SFLOAT;
     return lvk_dispatch_1d(cmd, p,
                            LVK_BINDS(LVK_B(param), LVK_B(&a->bufs[BUF_M]), LVK_B(&a->bufs[BUF_V]),
-                                     LVK_B(grad), LVK_B(&a->bufs[BUF_STEP])),
-                           5, NULL, 0, LVK_CEIL_DIV(units, ADAM_PER), "adam");
+                                     LVK_B(grad), LVK_B(&a->bufs[BUF_STEP]),
+                                     lvk_texel_bind(param, rgba, texel),
+                                     lvk_texel_bind(&a->bufs[BUF_M], rgba, texel),
+                                     lvk_texel_bind(&a->bufs[BUF_V], rgba, texel),
+                                     lvk_texel_bind(grad, rgba, texel)),
+                           9, NULL, 0, LVK_CEIL_DIV(units, ADAM_PER), "adam");
 }
 
 lvk_status lvk_adam_set_step(struct lvk_adam *a, int t)

@@ -17,9 +17,9 @@ static lvk_status add_pool(struct lvk_cmd *cmd)
     struct lvk_ctx *ctx = cmd->ctx;
     VkDescriptorPoolSize sizes[] = {
         {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * LVK_MAX_BINDINGS},
-        /* Up to 3 texel buffers a set (conv2d_texel.comp); a pool runs out
-         * when all its sets use them, rather than the sets. */
-        {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 3},
+        /* Up to 4 texel buffers a set (adam.comp); a pool runs out when
+         * all its sets use them, rather than the sets. */
+        {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 4},
         {VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, SETS_PER_POOL * 2},
     };
     VkDescriptorPoolCreateInfo ci = {

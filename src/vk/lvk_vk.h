@@ -123,7 +123,7 @@ lvk_status lvk_buf_download(struct lvk_ctx *ctx, const struct lvk_buf *b,
 
 /* ---- pipelines ----------------------------------------------------------------- */
 
-#define LVK_MAX_BINDINGS 8
+#define LVK_MAX_BINDINGS 12
 #define LVK_MAX_SPEC 32
 #define LVK_PUSH_MAX 128 /* bytes: the Vulkan minimum maxPushConstantsSize */
 
