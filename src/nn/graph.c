@@ -718,7 +718,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             sizes[nb++] = bytes;
         }
     }
-    /* Gradients next to each other, so that one fill zeroes them all. */
+    /* Gradients next to each other, so that one fill zeroes each run of them. */
     const int first_grad = nb;
     for (int v = 0; v < m->nvalues; v++) {
         const struct lvk_value *val = &m->values[v];
@@ -878,18 +878,35 @@ lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
     return LVK_OK;
 }
 
+/* One fill per run of neighbouring gradients to zero (through grad_span,
+ * where they share an allocation; else one per gradient), one barrier for
+ * all: since the first writers store (plan_grad_stores), the gradients to
+ * zero are scattered among the others. */
 void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd)
 {
-    bool all = true;
-    for (int i = m->grad_first; i < m->grad_end; i++)
-        all &= m->grad_zero[i - m->grad_first];
-    if (all && m->grad_span.buf) {
-        lvk_cmd_fill(cmd, &m->grad_span, 0, VK_WHOLE_SIZE, 0);
-        return;
+    const bool *zero = m->grad_zero - m->grad_first; /* indexed by buffer */
+    const struct lvk_buf *first = &m->bufs[m->grad_first];
+    bool any = false;
+    for (int i = m->grad_first; i < m->grad_end;) {
+        if (!zero[i]) {
+            i++;
+            continue;
+        }
+        int j = i + 1;
+        if (m->grad_span.buf) {
+            while (j < m->grad_end && zero[j])
+                j++;
+            const struct lvk_buf *a = &m->bufs[i], *z = &m->bufs[j - 1];
+            lvk_cmd_fill_range(cmd, &m->grad_span, a->offset - first->offset,
+                               z->offset + z->size - a->offset, 0);
+        } else {
+            lvk_cmd_fill_range(cmd, &m->bufs[i], 0, VK_WHOLE_SIZE, 0);
+        }
+        any = true;
+        i = j;
     }
-    for (int i = m->grad_first; i < m->grad_end; i++)
-        if (m->grad_zero[i - m->grad_first])
-            lvk_cmd_fill(cmd, &m->bufs[i], 0, VK_WHOLE_SIZE, 0);
+    if (any)
+        lvk_cmd_barrier(cmd, "fill");
 }
 
 lvk_status lvk_graph_record_backward(struct lvk_model *m, struct lvk_cmd *cmd)

@@ -260,7 +260,8 @@ static lvk_status record_step(struct render *r, struct lvk_cmd *cmd)
                                     r->spec ? r->spec->param_grad : NULL};
     for (size_t i = 0; i < LVK_ARRAY_LEN(zero); i++)
         if (zero[i])
-            lvk_cmd_fill(cmd, zero[i], 0, VK_WHOLE_SIZE, 0);
+            lvk_cmd_fill_range(cmd, zero[i], 0, VK_WHOLE_SIZE, 0);
+    lvk_cmd_barrier(cmd, "fill");
     LVK_CHECK(lvk_objective_record_seed(cmd, r->og, sign));
     LVK_CHECK(lvk_graph_record_backward(r->m, cmd));
 

@@ -319,10 +319,15 @@ void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label)
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value)
 {
+    lvk_cmd_fill_range(cmd, b, offset, size, value);
+    lvk_cmd_barrier(cmd, "fill");
+}
+
+void lvk_cmd_fill_range(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
+                        VkDeviceSize size, uint32_t value)
+{
     LVK_ASSERT(cmd->recording);
     vkCmdFillBuffer(cmd->cb, b->buf, offset, size, value);
-    barrier(cmd);
-    timestamp(cmd, "fill");
 }
 
 void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,

@@ -234,6 +234,10 @@ void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label);
  * gradients), then a barrier. size VK_WHOLE_SIZE = to the end. */
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value);
+/* The same without the barrier: a batch of fills of disjoint ranges ends
+ * with one lvk_cmd_barrier. */
+void lvk_cmd_fill_range(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
+                        VkDeviceSize size, uint32_t value);
 /* Copies regions between two buffers without the barrier: a batch of
  * copies that write disjoint ranges ends with one lvk_cmd_barrier. */
 void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
