@@ -454,24 +454,30 @@ static struct value_reads *count_reads(const struct lvk_model *m)
  * computes each element of y's gradient whole, so the mask, which may
  * depend on the gradient's sign (lvk_relu_mode), sees the final value.
  * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
+/* The Relu/ReLU6 that alone reads value v, as its input, where v is not
+ * requested: a producer of v that can clamp may apply it. Else -1. */
+static int sole_clamp(const struct lvk_model *m, const bool *requested,
+                      const struct value_reads *reads, int v)
+{
+    if (requested[v] || reads[v].count != 1 || reads[v].input != 0)
+        return -1;
+    const struct lvk_node *a = &m->nodes[reads[v].node];
+    float lo, hi;
+    return a->def->clamp_bounds && a->def->clamp_bounds(a, &lo, &hi) ? reads[v].node : -1;
+}
+
 static void fuse_activations(struct lvk_model *m, const bool *requested,
                              const struct value_reads *reads)
 {
     for (int i = 0; i < m->nnodes; i++) {
-        struct lvk_node *a = &m->nodes[i];
-        float lo, hi;
-        if (!a->needed || !a->def->clamp_bounds || a->ninputs < 1 || a->inputs[0] < 0 ||
-            !a->def->clamp_bounds(a, &lo, &hi))
+        struct lvk_node *c = &m->nodes[i];
+        if (!c->needed || c->folded || !c->def->fuses_clamp || c->noutputs < 1 || c->outputs[0] < 0)
             continue;
-        const int x = a->inputs[0];
-        const int p = m->values[x].producer;
-        if (p < 0 || requested[x] || reads[x].count != 1)
-            continue;
-        struct lvk_node *c = &m->nodes[p];
-        if (!c->needed || c->folded || !c->def->fuses_clamp || c->outputs[0] != x || c->act >= 0)
-            continue;
-        c->act = i;
-        a->fused = true;
+        const int a = sole_clamp(m, requested, reads, c->outputs[0]);
+        if (a >= 0) {
+            c->act = a;
+            m->nodes[a].fused = true;
+        }
     }
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *a = &m->nodes[i];
@@ -507,22 +513,19 @@ static void fuse_sums(struct lvk_model *m, const bool *requested, const struct v
         for (int k = 0; k < 2; k++) {
             const int x = a->inputs[k], other = a->inputs[1 - k];
             const int p = m->values[x].producer;
-            if (p < 0 || x == other || requested[x] || reads[x].count != 1 ||
-                m->values[other].producer >= p)
+            /* Read once (by this Add), x has no clamp or other Add fused. */
+            if (p < 0 || requested[x] || reads[x].count != 1 || m->values[other].producer >= p)
                 continue;
             struct lvk_node *c = &m->nodes[p];
-            if (!c->needed || c->folded || c->outputs[0] != x || c->act >= 0 || c->sum >= 0 ||
-                !c->def->fuses_sum || !c->def->fuses_sum(c))
+            if (!c->needed || c->folded || c->outputs[0] != x || !c->def->fuses_sum ||
+                !c->def->fuses_sum(c))
                 continue;
             c->sum = i;
             a->fused = true;
-            const int y = a->outputs[0];
-            struct lvk_node *r = reads[y].count == 1 ? &m->nodes[reads[y].node] : NULL;
-            float lo, hi;
-            if (r && !requested[y] && r->needed && c->def->fuses_clamp && r->def->clamp_bounds &&
-                r->inputs[0] == y && r->def->clamp_bounds(r, &lo, &hi)) {
-                c->act = a->act = reads[y].node;
-                r->fused = true;
+            const int r = c->def->fuses_clamp ? sole_clamp(m, requested, reads, a->outputs[0]) : -1;
+            if (r >= 0) {
+                c->act = a->act = r;
+                m->nodes[r].fused = true;
             }
             break;
         }
