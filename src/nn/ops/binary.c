@@ -260,17 +260,15 @@ static bool binary_passes_grad(const struct lvk_model *m, const struct lvk_node 
     const enum binary_op op = binary_op_of(n);
     if (k > 1 || !(op == BINARY_ADD || (op == BINARY_SUB && k == 0)))
         return false;
-    const struct lvk_shape *x = &m->values[n->inputs[k]].shape;
-    const struct lvk_shape *y = &m->values[n->outputs[0]].shape;
-    return x->ndim == y->ndim && lvk_shape_count(x) == lvk_shape_count(y);
+    return lvk_shape_eq(&m->values[n->inputs[k]].shape, &m->values[n->outputs[0]].shape);
 }
 
-/* An Add of two operands of the output's shape: a producer of either may
- * write the sum (lvk_node.sum). */
+/* A float Add of two operands of the output's shape (both pass the
+ * gradient: only Add's do): a producer of either may write the sum
+ * (lvk_node.sum). */
 static bool binary_sums(const struct lvk_model *m, const struct lvk_node *n)
 {
-    return binary_op_of(n) == BINARY_ADD && n->ninputs == 2 &&
-           m->values[n->inputs[0]].dtype == LVK_DTYPE_F32 && binary_passes_grad(m, n, 0) &&
+    return m->values[n->outputs[0]].dtype == LVK_DTYPE_F32 && binary_passes_grad(m, n, 0) &&
            binary_passes_grad(m, n, 1);
 }
 

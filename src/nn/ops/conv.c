@@ -496,9 +496,9 @@ static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
          * but unread. */
         const uint32_t *s = pass->spec;
         bool yv4 = s[TX_PW] % 4 + s[TX_OW] % 4 == 0;
-        binds[3] = aux ? (struct lvk_bind)LVK_B(aux) : binds[1];
-        if (aux)
-            binds[3].format = yv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+        binds[3] = aux ? lvk_texel_bind(aux, yv4 ? VK_FORMAT_R32G32B32A32_SFLOAT
+                                                 : VK_FORMAT_R32_SFLOAT, true)
+                       : binds[1];
         binds[4] = (struct lvk_bind)LVK_B(m->ctrl);
         nbinds = 5;
     }
