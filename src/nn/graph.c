@@ -323,6 +323,12 @@ int lvk_node_extra(struct lvk_node *n, VkDeviceSize bytes, void *init)
     return n->nextra++;
 }
 
+void lvk_model_scratch(struct lvk_model *m, int slot, VkDeviceSize bytes)
+{
+    LVK_ASSERT(slot >= 0 && slot < LVK_MAX_SCRATCH);
+    m->scratch_size[slot] = LVK_MAX(m->scratch_size[slot], bytes);
+}
+
 lvk_status lvk_node_need_const(const struct lvk_model *m, const struct lvk_node *n, int i)
 {
     if (i >= n->ninputs || n->inputs[i] < 0)
@@ -691,7 +697,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     }
 
     /* Size every buffer, then allocate them all at once. */
-    int cap = 2 * m->nvalues + LVK_MAX_EXTRA * m->nnodes + 1;
+    int cap = 2 * m->nvalues + LVK_MAX_EXTRA * m->nnodes + LVK_MAX_SCRATCH + 1;
     VkDeviceSize *sizes = lvk_calloc((size_t)cap, sizeof *sizes);
     int *val_buf = lvk_calloc((size_t)m->nvalues, sizeof *val_buf);
     int *val_grad = lvk_calloc((size_t)m->nvalues, sizeof *val_grad);
@@ -747,6 +753,10 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             for (int k = 0; k < m->nodes[i].nextra; k++)
                 sizes[nb++] = m->nodes[i].extra_size[k];
     }
+    const int scratch_base = nb;
+    for (int k = 0; k < LVK_MAX_SCRATCH; k++)
+        if (m->scratch_size[k])
+            sizes[nb++] = m->scratch_size[k];
     m->bufs = lvk_calloc((size_t)nb, sizeof *m->bufs);
     lvk_status st = m->bufs ? LVK_OK : LVK_ERR_HOST_OOM;
     if (st == LVK_OK) {
@@ -772,6 +782,8 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             if (m->nodes[i].needed)
                 for (int k = 0; k < m->nodes[i].nextra; k++)
                     m->nodes[i].extra[k] = &m->bufs[extra_base[i] + k];
+        for (int k = 0, b = scratch_base; k < LVK_MAX_SCRATCH; k++)
+            m->scratch[k] = m->scratch_size[k] ? &m->bufs[b++] : NULL;
         /* Without a span (gradients split over allocations), each gradient
          * is zeroed on its own. */
         if (end_grad > first_grad &&
@@ -818,6 +830,7 @@ static lvk_status upload(struct lvk_model *m)
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     LVK_ASSERT(!m->planned);
+    m->fast_conv = opts && opts->fast_conv;
     LVK_CHECK(prepare(m));
     LVK_CHECK(plan(m, opts));
     LVK_CHECK(upload(m));

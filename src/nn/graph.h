@@ -91,6 +91,7 @@ struct lvk_value {
 };
 
 #define LVK_MAX_EXTRA 8
+#define LVK_MAX_SCRATCH 2
 
 struct lvk_node {
     char *name;         /* ONNX node name, or its first output's name */
@@ -234,6 +235,7 @@ struct lvk_model {
 
     bool planned;
     bool gradients;
+    bool fast_conv;         /* lvk_model_opts.fast_conv, for ops' prepare() */
     /* Device memory: every buffer of the model lives in this one arena. */
     struct lvk_buf *bufs;
     int nbufs;
@@ -245,6 +247,12 @@ struct lvk_model {
     int grad_first, grad_end;
     bool *grad_zero;
     struct lvk_buf *ctrl;   /* struct lvk_ctrl */
+    /* Scratch buffers any node may use within one of its passes
+     * (lvk_model_scratch): each as large as the largest request. What a
+     * dispatch leaves there, another node's overwrites: every dispatch ends
+     * with a barrier, so nodes never run side by side. */
+    VkDeviceSize scratch_size[LVK_MAX_SCRATCH];
+    struct lvk_buf *scratch[LVK_MAX_SCRATCH];
 
     struct lvk_cmd *fwd_cmd;    /* forward, recorded on first use */
     struct lvk_cmd *zero_cmd;   /* zeroes every gradient */
@@ -341,6 +349,10 @@ lvk_status lvk_node_fail(const struct lvk_model *m, const struct lvk_node *n,
 /* Requests an extra device buffer of `bytes`; returns its slot. `init`, if
  * not NULL, is malloc'd host data uploaded at load and freed by the graph. */
 int lvk_node_extra(struct lvk_node *n, VkDeviceSize bytes, void *init);
+
+/* Asks for scratch buffer `slot` (< LVK_MAX_SCRATCH) of at least `bytes`
+ * (struct lvk_model: scratch); from prepare(). */
+void lvk_model_scratch(struct lvk_model *m, int slot, VkDeviceSize bytes);
 
 /* Requires input i to exist and be constant; fails with a message naming it. */
 lvk_status lvk_node_need_const(const struct lvk_model *m, const struct lvk_node *n, int i);
