@@ -140,7 +140,8 @@ static lvk_status reply_ready(struct bench *b)
 {
     const char *outputs[] = {b->layer};
     struct lvk_model_opts mo = {.batch = b->batch, .height = b->size, .width = b->size,
-                                .outputs = outputs, .noutputs = 1, .gradients = 1};
+                                .outputs = outputs, .noutputs = 1, .gradients = 1,
+                                .fast_conv = 1};
     lvk_model_t *m;
     LVK_CHECK(lvk_model_load(b->ctx, b->path, &mo, &m));
     struct lvk_flops f = lvk_model_flops(m);

@@ -14,7 +14,8 @@
  *   build/bench_conv_layers [-k KERNEL[,KERNEL...]] [-s 224,128] [-b 1,8] [-r REPS] [-l NAME]
  *                           [-m MODEL.onnx[,MODEL.onnx...]]
  *   -k  kernels to compare, in the same run (LVK_CONV_KERNEL values; see
- *       src/nn/ops/conv.c); default: what conv_pick() chooses ("auto")
+ *       src/nn/ops/conv.c); default: what conv_pick() chooses ("auto") in
+ *       models loaded as renders load them (lvk_model_opts.fast_conv)
  *   -l  only layers whose name contains NAME
  *   -m  instead of layers, whole models: a forward pass, and a backward pass
  *       from the first output to the input (every op, not only Conv)
@@ -181,7 +182,7 @@ static struct lvk_model *build(struct lvk_ctx *ctx, const struct layer *l, int n
     if (st == LVK_OK)
         st = lvk_graph_mark_output(m, "y");
     if (st == LVK_OK)
-        st = lvk_graph_finalize(m, &(struct lvk_model_opts){.gradients = 1});
+        st = lvk_graph_finalize(m, &(struct lvk_model_opts){.gradients = 1, .fast_conv = 1});
     free(w);
     free(b);
     /* Inputs and upstream gradient: fixed values in [-1, 1] (reused memory
@@ -213,7 +214,8 @@ static struct lvk_model *build(struct lvk_ctx *ctx, const struct layer *l, int n
 static int time_model(struct lvk_ctx *ctx, const char *path, int px, int n, int reps,
                       double *fwd, double *bwd)
 {
-    struct lvk_model_opts o = {.batch = n, .height = px, .width = px, .gradients = 1};
+    struct lvk_model_opts o = {.batch = n, .height = px, .width = px, .gradients = 1,
+                               .fast_conv = 1};
     struct lvk_model *m = NULL;
     if (lvk_model_load(ctx, path, &o, &m) != LVK_OK) {
         fprintf(stderr, "%s: %s\n", path, lvk_last_error());

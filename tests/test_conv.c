@@ -85,10 +85,11 @@ static struct lvk_shape shp(int nd, const int64_t *d)
 
 /* The texel kernel twice: weights shared by subgroup shuffles (what
  * lavapipe runs), and fetched by every lane (LVK_NO_SHUFFLE). */
-static const char *const kernels[] = {"classic", "texel", "texel"};
-static const bool kernel_no_shuffle[] = {false, false, true};
+static const char *const kernels[] = {"classic", "texel", "texel", "winograd"};
+static const bool kernel_no_shuffle[] = {false, false, true, false};
 static const enum lvk_shader_id kernel_fwd_shader[] = {
-    LVK_SHADER_CONV2D_FWD, LVK_SHADER_CONV2D_TEXEL, LVK_SHADER_CONV2D_TEXEL};
+    LVK_SHADER_CONV2D_FWD, LVK_SHADER_CONV2D_TEXEL, LVK_SHADER_CONV2D_TEXEL,
+    LVK_SHADER_CONV2D_WINO_OUT};
 
 /* Cases whose no-shuffle run built a pipeline of its own: on lavapipe some
  * must have (test_conv_no_shuffle_ran), or that path went untested. */
@@ -132,7 +133,7 @@ static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
         int before = pipelines_of(kernel_fwd_shader[k]);
         lvk_test_op(&c);
         bool built = pipelines_of(kernel_fwd_shader[k]) > before;
-        assert_true(kernel_no_shuffle[k] || built);
+        assert_true(kernel_no_shuffle[k] || k == 3 || built);
         no_shuffle_built += kernel_no_shuffle[k] && built;
     }
     unsetenv("LVK_CONV_KERNEL");
@@ -296,6 +297,17 @@ static void test_conv_3x3_rows_of_16(void **state)
     const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
                                .pt = 1, .pl = 1, .oh = 12, .ow = 16};
     conv_run(4, (int64_t[]){1, 5, 12, 16}, (int64_t[]){37, 5, 3, 3}, true, a, 1, &r);
+}
+
+/* Pads of 2 before, none after: the winograd kernel's input patches start 2
+ * columns into a 4-column texel (the backward's, 0 into one), and 3 tiles
+ * per row leave columns past the batch's tiles. */
+static void test_conv_3x3_leading_pads2(void **state)
+{
+    const struct lvk_attr a[] = {A_INTS("pads", 2, 2, 0, 0)};
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 2, .pl = 2, .oh = 5, .ow = 12};
+    conv_run(4, (int64_t[]){1, 4, 5, 12}, (int64_t[]){6, 4, 3, 3}, true, a, 1, &r);
 }
 
 /* GoogLeNet's stem shape: 7x7, stride 2, pads 3. */
@@ -556,7 +568,10 @@ static void resid_check(const struct resid_case *rc, const char *kernel)
     for (size_t i = 0; i < ny; i++) {
         const double skip = rc->late ? mix_channels(w2, sd, m_out, h * w, i, false) : sd[i];
         const double z = ref[i] + skip;
-        const bool on = !rc->relu || z > 0;
+        /* The inputs are multiples of 1/8, so z can be exactly 0, which
+         * the winograd kernel's rounding makes tiny of either sign: there
+         * the device's side of the kink decides the gradient. */
+        const bool on = !rc->relu || (fabs(z) > CONV_ATOL ? z > 0 : y[i] > 0);
         const double want = on ? z : 0.0;
         if (fabs(y[i] - want) > CONV_ATOL)
             fail_msg("%s: out[%zu] = %g, want %g", kernel, i, y[i], want);
@@ -587,6 +602,7 @@ static void resid_run(const struct resid_case *rc)
         skip();
     resid_check(rc, "classic");
     resid_check(rc, "texel");
+    resid_check(rc, "winograd");
 }
 
 /* 4-column stores (rows of 8), the sum second, then first with a Relu. */
@@ -606,6 +622,116 @@ static void test_conv_residual_pointwise(void **state)
 static void test_conv_residual_late(void **state)
 {
     resid_run(&(struct resid_case){{1, 3, 4, 8}, {6, 3, 3, 3}, .relu = true, .late = true});
+}
+
+/* ---- a gradient mask, and gradients added ------------------------------------------ */
+
+/* What the backward applies as it stores, besides the classic kernel:
+ * with `masked`, y = Conv(Relu(x)), whose backward applies the Relu's
+ * gradient mask (lvk_node.bwd_fused) and stores dx; else z = Concat(Conv(x),
+ * Conv2(x)), whose second Conv's backward (the first to run) stores dx
+ * and the first adds to it. Against the reference convolution: for a seed
+ * g, dx_i = relu'(x_i) <g, conv(r + e_i) - conv(r)> with r = Relu(x), or
+ * the sum over both convolutions. Both 3x3 with pads 1, 5 -> 7 channels. */
+static void adjoint_check(const char *kernel, bool masked)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    setenv("LVK_CONV_KERNEL", kernel, 1);
+    const int64_t n = 2, c = 5, mo = 7, h = 6, w = 8;
+    const struct lvk_shape xsh = {4, {n, c, h, w}}, wsh = {4, {mo, c, 3, 3}};
+    const struct lvk_shape ysh = {4, {n, mo, h, w}};
+    const int nconv = masked ? 1 : 2;
+    const size_t nx = (size_t)lvk_shape_count(&xsh), nw = (size_t)lvk_shape_count(&wsh);
+    const size_t ny = (size_t)lvk_shape_count(&ysh), nz = nconv * ny;
+    float *x = malloc(nx * sizeof *x), *wt = malloc(2 * nw * sizeof *wt);
+    float *g = malloc(nz * sizeof *g), *dx = malloc(nx * sizeof *dx);
+    double *rd = malloc(nx * sizeof *rd), *wd = malloc(2 * nw * sizeof *wd);
+    double *ref = malloc(ny * sizeof *ref), *bumped = malloc(ny * sizeof *bumped);
+    assert_true(x && wt && g && dx && rd && wd && ref && bumped);
+    for (size_t i = 0; i < nx; i++) {
+        x[i] = resid_val((int)i, 7);
+        rd[i] = masked ? fmax(x[i], 0.0) : x[i];
+    }
+    for (size_t i = 0; i < 2 * nw; i++)
+        wd[i] = wt[i] = resid_val((int)i, 5) / 2.0f;
+    for (size_t i = 0; i < nz; i++)
+        g[i] = resid_val((int)i, 13);
+
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(ctx, "adjoint", &m), LVK_OK);
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xsh) >= 0);
+    assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &wsh, wt) >= 0);
+    assert_true(lvk_graph_add_const(m, "w2", LVK_DTYPE_F32, &wsh, wt + nw) >= 0);
+    const struct lvk_attr pads[] = {A_INTS("pads", 1, 1, 1, 1)};
+    if (masked)
+        assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"x"}, 1,
+                                            (const char *const[]){"r"}, 1, NULL, 0), LVK_OK);
+    const char *in = masked ? "r" : "x";
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", (const char *const[]){in, "w"}, 2,
+                                        (const char *const[]){"y"}, 1, pads, 1), LVK_OK);
+    if (!masked) {
+        const struct lvk_attr axis = A_INT("axis", 1);
+        assert_int_equal(lvk_graph_add_node(m, "Conv", "conv2", (const char *const[]){"x", "w2"},
+                                            2, (const char *const[]){"y2"}, 1, pads, 1), LVK_OK);
+        assert_int_equal(lvk_graph_add_node(m, "Concat", "cat", (const char *const[]){"y", "y2"},
+                                            2, (const char *const[]){"z"}, 1, &axis, 1), LVK_OK);
+    }
+    const char *out = masked ? "y" : "z";
+    assert_int_equal(lvk_graph_mark_output(m, out), LVK_OK);
+    const struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    unsetenv("LVK_CONV_KERNEL");
+    if (masked)
+        assert_true(m->nodes[0].bwd_fused);
+    else
+        assert_true(lvk_graph_grad_stores(&m->nodes[1], 0) && !lvk_graph_grad_stores(&m->nodes[0], 0));
+    assert_int_equal(lvk_model_set_input(m, "x", x, nx), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    assert_int_equal(lvk_model_backward(m, out, g, nz, dx, nx), LVK_OK);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+
+    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = h, .ow = w};
+    struct lvk_op_case oc = {.ninputs = 2, .in_shape = {xsh, wsh}, .user = (void *)&r};
+    for (int k = 0; k < nconv; k++) {
+        /* z is [n, 2 * mo, h, w]: image b's part of y (k = 0) or y2 (k = 1). */
+        const double *wk = wd + k * nw;
+        conv_ref_fwd(&oc, (const double *const[]){rd, wk}, (double *const[]){ref}, &ysh);
+        for (size_t i = 0; i < nx; i++) {
+            rd[i] += 1.0;
+            conv_ref_fwd(&oc, (const double *const[]){rd, wk}, (double *const[]){bumped}, &ysh);
+            rd[i] -= 1.0;
+            double dot = 0;
+            for (size_t j = 0; j < ny; j++) {
+                const size_t b = j / (size_t)(mo * h * w), e = j % (size_t)(mo * h * w);
+                dot += g[(b * nconv + k) * (size_t)(mo * h * w) + e] * (bumped[j] - ref[j]);
+            }
+            /* What is left of dx once every convolution's part is off. */
+            dx[i] -= (float)(masked && x[i] <= 0 ? 0.0 : dot);
+        }
+    }
+    for (size_t i = 0; i < nx; i++)
+        if (fabs(dx[i]) > CONV_ATOL)
+            fail_msg("%s, %s: dx[%zu] off by %g", kernel, masked ? "masked" : "added", i, dx[i]);
+    free(x); free(wt); free(g); free(dx); free(rd); free(wd); free(ref); free(bumped);
+}
+
+static void test_conv_masked_backward(void **state)
+{
+    if (!lvk_test_ctx() || !lvk_test_ctx()->is_lavapipe)
+        skip(); /* the classic kernel leaves the mask to the Relu */
+    adjoint_check("texel", true);
+    adjoint_check("winograd", true);
+}
+
+static void test_conv_added_backward(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    adjoint_check("classic", false);
+    adjoint_check("texel", false);
+    adjoint_check("winograd", false);
 }
 
 /* Runs after the cases above (cmocka keeps the order). */
@@ -647,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_conv_1d),
         cmocka_unit_test(test_conv_pointwise_wide),
         cmocka_unit_test(test_conv_3x3_rows_of_16),
+        cmocka_unit_test(test_conv_3x3_leading_pads2),
         cmocka_unit_test(test_conv_7x7_stride2),
         cmocka_unit_test(test_conv_depthwise10_stride2),
         cmocka_unit_test(test_conv_groups9_stride_w3),
@@ -659,6 +786,8 @@ int main(void)
         cmocka_unit_test(test_conv_residual_3x3),
         cmocka_unit_test(test_conv_residual_pointwise),
         cmocka_unit_test(test_conv_residual_late),
+        cmocka_unit_test(test_conv_masked_backward),
+        cmocka_unit_test(test_conv_added_backward),
         cmocka_unit_test(test_conv_no_shuffle_ran),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

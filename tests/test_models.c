@@ -181,9 +181,27 @@ static void read_npy(const char *name, struct lvk_npy *a)
         fail_msg("%s", lvk_last_error());
 }
 
+/* ||got - want|| / ||want||. */
+static double rel_l2(const float *got, const float *want, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        den += (double)want[i] * want[i];
+    }
+    return sqrt(num / fmax(den, 1e-300));
+}
+
 /* GoogLeNet: logits, inception4d, and d mean(inception4d[:, 0]) / d input,
- * all against PyTorch. */
-static void test_googlenet_torch(void **state)
+ * all against PyTorch, element by element. With fast_conv (what renders
+ * load), the 3x3 layers run Winograd on lavapipe: the forward still
+ * matches element by element, but its rounding moves some MaxPool arg-maxes
+ * between near-equal values (MaxPools read the 3x3 layers' outputs), which
+ * routes those windows' gradients to a neighbouring pixel: about 5%
+ * of the input gradient's elements then differ by more than 1e-3 of its
+ * largest, 0.7% in L2. There the gradient is held to 2e-2 in L2, which a
+ * wrong transform or epilogue exceeds many times over. */
+static void googlenet_check(bool fast)
 {
     const char *path = SHARED "/torch/googlenet_random.onnx";
     if (!lvk_test_exists(path)) {
@@ -199,7 +217,7 @@ static void test_googlenet_torch(void **state)
     read_npy("ref_googlenet_inception4d.npy", &i4d);
     read_npy("ref_googlenet_inception4d_ch0_grad_input.npy", &grad);
     const char *outs[] = {"logits", "inception4d"};
-    struct lvk_model_opts mo = {.outputs = outs, .noutputs = 2, .gradients = 1};
+    struct lvk_model_opts mo = {.outputs = outs, .noutputs = 2, .gradients = 1, .fast_conv = fast};
     lvk_model_t *m;
     if (lvk_model_load(ctx, path, &mo, &m) != LVK_OK)
         fail_msg("%s", lvk_last_error());
@@ -219,10 +237,10 @@ static void test_googlenet_torch(void **state)
         seed[k] = 1.0f / (float)hw;
     if (lvk_model_backward(m, "inception4d", seed, i4d.count, g, x.count) != LVK_OK)
         fail_msg("%s", lvk_last_error());
-    double eg = rel_err(g, grad.data, grad.count);
-    printf("googlenet: relative difference: logits %.2e, inception4d %.2e, input gradient %.2e\n",
-           el, ea, eg);
-    if (el > k_rel_tol || ea > k_rel_tol || eg > k_rel_tol)
+    double eg = rel_err(g, grad.data, grad.count), eg2 = rel_l2(g, grad.data, grad.count);
+    printf("googlenet%s: relative difference: logits %.2e, inception4d %.2e, input gradient "
+           "%.2e (L2 %.2e)\n", fast ? " (fast_conv)" : "", el, ea, eg, eg2);
+    if (el > k_rel_tol || ea > k_rel_tol || (fast ? eg2 > 2e-2 : eg > k_rel_tol))
         fail_msg("googlenet differs from PyTorch beyond %.0e", k_rel_tol);
     free(got);
     free(seed);
@@ -233,6 +251,16 @@ static void test_googlenet_torch(void **state)
     lvk_npy_free(&grad);
     lvk_model_destroy(m);
     lvk_test_assert_no_validation();
+}
+
+static void test_googlenet_torch(void **state)
+{
+    googlenet_check(false);
+}
+
+static void test_googlenet_torch_fast_conv(void **state)
+{
+    googlenet_check(true);
 }
 
 /* A batch of two runs each image as a batch of one does. */
@@ -285,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_mobilenet_v2),
         cmocka_unit_test(test_mobilenet_v1),
         cmocka_unit_test(test_googlenet_torch),
+        cmocka_unit_test(test_googlenet_torch_fast_conv),
         cmocka_unit_test(test_batch_override),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,6 +74,12 @@ struct lvk_model_opts {
     int noutputs;
     /* Allocate gradient buffers so lvk_model_backward() can run. */
     int gradients;
+    /* Allow convolution algorithms that round differently for speed: on
+     * lavapipe, Winograd for 3x3 layers (rounding errors about 1e-5 of the
+     * output instead of 1e-7, enough to move a MaxPool's arg-max between
+     * near-equal values, so gradients no longer match another framework's
+     * element for element). Renders set it; analyses leave it off. */
+    int fast_conv;
 };
 
 /* Loads an ONNX file. Unsupported ops, corrupt files, external data,

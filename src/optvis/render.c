@@ -87,7 +87,7 @@ static void render_free(struct render *r)
 static lvk_status load_model(struct render *r, const char *path)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        struct lvk_model_opts mo = {.batch = r->B, .gradients = 1};
+        struct lvk_model_opts mo = {.batch = r->B, .gradients = 1, .fast_conv = 1};
         if (attempt == 0) {
             mo.height = r->H;
             mo.width = r->W;

@@ -6,19 +6,28 @@
  * w.r.t. weights and bias (feature visualisation freezes them; a model whose
  * weights are run-time inputs on the gradient path fails at recording).
  *
- * Both directions are direct (no im2col buffer), one dispatch each, with one
- * of two kernel families chosen by conv_pick(), by the rule every op with a
- * texel-buffer variant follows (lvk_prefer_texel):
- *   classic  shaders/conv2d_fwd.comp, conv2d_bwd_data.comp: weights read as
- *            they are from storage buffers, a block of channels x pixels per
- *            invocation. Any device, any weights (also run-time inputs).
- *   texel    shaders/conv2d_texel.comp: everything read through texel
- *            buffers, large unrolled blocks, weights re-laid out at load (so
- *            they must be constants). Built for lavapipe, Mesa's CPU driver,
- *            where it is 10-40x faster than classic; correct anywhere.
- * LVK_CONV_KERNEL=classic|texel forces a family where it applies, and
- * LVK_NO_SHUFFLE=1 makes the texel kernel fetch weights lane by lane; both
- * are meant for tests and bench/conv_layers.c. */
+ * Each direction runs one of three kernel families chosen by conv_pick(),
+ * by the rule every op with a texel-buffer variant follows
+ * (lvk_prefer_texel), with no im2col buffer:
+ *   classic  shaders/conv2d_fwd.comp, conv2d_bwd_data.comp: direct, one
+ *            dispatch, weights read as they are from storage buffers, a
+ *            block of channels x pixels per invocation. Any device, any
+ *            weights (also run-time inputs).
+ *   texel    shaders/conv2d_texel.comp: direct, one dispatch, everything
+ *            read through texel buffers, large unrolled blocks, weights
+ *            re-laid out at load (so they must be constants). Built for
+ *            lavapipe, Mesa's CPU driver, where it is 10-40x faster than
+ *            classic; correct anywhere.
+ *   winograd shaders/conv2d_wino_in.comp, conv2d_texel.comp,
+ *            conv2d_wino_out.comp: Winograd F(4x4, 3x3), three dispatches
+ *            through two scratch buffers the model shares
+ *            (lvk_model_scratch), for 3x3 stride-1 layers where it beats
+ *            texel on lavapipe (wino_pays), in models that allow it
+ *            (lvk_model_opts.fast_conv: renders).
+ * LVK_CONV_KERNEL=classic|texel|winograd forces a family where it applies
+ * (winograd falls back to texel elsewhere), and LVK_NO_SHUFFLE=1 makes the
+ * texel kernel fetch weights lane by lane; both are meant for tests and
+ * bench/conv_layers.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +43,8 @@ struct conv_geom {
     int32_t pt, pl;         /* padding before the first row / column */
 };
 
-enum conv_kind { CONV_CLASSIC, CONV_TEXEL, CONV_NKIND };
-static const char *const conv_kind_name[CONV_NKIND] = {"classic", "texel"};
+enum conv_kind { CONV_CLASSIC, CONV_TEXEL, CONV_WINOGRAD, CONV_NKIND };
+static const char *const conv_kind_name[CONV_NKIND] = {"classic", "texel", "winograd"};
 
 /* One direction: its kernel, constants and grid. */
 struct conv_pass {
@@ -45,6 +54,15 @@ struct conv_pass {
     uint32_t groups[3];
     int wslot;              /* texel: extra holding the re-laid-out weights */
     VkFormat in_format;     /* texel: view of the input, r32f or rgba32f */
+    /* winograd: the fields above plan the product (a texel pass); the
+     * transforms tile the out map th x tw, nt tiles in the batch, padded
+     * to nc columns; pads of the direction's convolution; bias extra. */
+    struct {
+        uint32_t h, w, oh, ow;  /* in and out maps of this direction */
+        uint32_t th, tw, nt, nc;
+        int32_t pt, pl;
+        int bslot;
+    } wino;
 };
 
 struct conv_priv {
@@ -221,10 +239,11 @@ static size_t texel_widx(const struct conv_pass *pass, uint32_t gi, uint32_t mo,
  * backward dx from dy (in mg, out cg) with the same geometry, gathering,
  * for each dx pixel, the dy pixels and taps that read it; the weights are
  * transposed for it (not flipped: the kernel walks the taps backwards). */
-static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const struct conv_priv *p,
-                             bool bwd, const float *w, const float *b, struct conv_pass *pass)
+static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const struct conv_geom *geom,
+                             uint32_t batch, bool bwd, const float *w, const float *b,
+                             struct conv_pass *pass, bool *fits)
 {
-    struct conv_geom g = p->geom;
+    struct conv_geom g = *geom;
     flatten_pointwise(&g);
     uint32_t ci = bwd ? g.mg : g.cg, co = bwd ? g.cg : g.mg;
     uint32_t ih = bwd ? g.oh : g.h, iw = bwd ? g.ow : g.w;
@@ -290,13 +309,14 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     pass->in_format = xv4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
     pass->groups[0] = lane_blocks ? tiles : LVK_CEIL_DIV(tiles, s[TX_LANES]);
     pass->groups[1] = lane_blocks ? LVK_CEIL_DIV(blocks, s[TX_LANES]) : blocks;
-    pass->groups[2] = p->n;
+    pass->groups[2] = batch;
     LVK_CHECK(conv_grid(m, n, bwd, pass));
 
     uint32_t bc = s[TX_BC], nblk = LVK_CEIL_DIV(co, bc);
     size_t count = texel_widx(pass, g.g, 0, 0, 0) + (size_t)g.g * nblk * LVK_CEIL_DIV(bc, 4u) * 4;
-    if (count / 4 > m->ctx->limits.maxTexelBufferElements)
-        return classic_plan(m, n, p, bwd, pass);
+    *fits = count / 4 <= m->ctx->limits.maxTexelBufferElements;
+    if (!*fits)
+        return LVK_OK;
     float *t = calloc(count, sizeof *t);
     if (!t)
         return lvk_node_fail(m, n, LVK_ERR_HOST_OOM, "out of host memory");
@@ -314,6 +334,178 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     }
     pass->wslot = lvk_node_extra(n, count * sizeof *t, t);
     return LVK_OK;
+}
+
+/* ---- winograd: conv2d_wino_in.comp, conv2d_texel.comp, conv2d_wino_out.comp ------------- */
+
+/* F(4x4, 3x3) for 3x3 stride-1 layers on lavapipe: 36 multiplies per 16
+ * outputs and in channel where the direct kernel does 144, for two passes
+ * that transform tiles in and out (conv2d_wino_in.comp explains the
+ * layout); the multiplies are a 36-group 1x1 convolution on the texel
+ * kernel. The backward of a 3x3 stride-1 convolution is one too: over dy,
+ * with the weights transposed and flipped and the pads 2 - pad, so it runs
+ * the same three passes. */
+static bool wino_fits(const struct conv_geom *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+           g->g == 1 && g->pt <= 2 && g->pl <= 2;
+}
+
+/* G of the weight transform G g G^T, for the points 0, 1, -1, 2, -2 and
+ * infinity (B^T and A^T are in the shaders). */
+static const double wino_gm[6][3] = {
+    {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
+};
+
+/* Where winograd beats the texel kernel on lavapipe. Its transforms cost
+ * in proportion to the channels in plus out, what it saves to their
+ * product: it pays where their harmonic mean is at least 48 and the batch
+ * has 32 tiles or more, on maps whose rows are a multiple of 4 long (else
+ * the transforms load and store one column at a time). Measured
+ * (bench/conv_layers.c, both kernels alternating; GoogLeNet's render
+ * step at 128 px, batch 8, profiled): GoogLeNet's 3x3 layers forward and
+ * backward 1.3-2.6x faster (96 -> 128 on 16 x 16: 26.6 -> 15.9 ms; all
+ * nine 268 -> 151 ms); 16 -> 32 channels, 32 -> 64 on 8 x 8 maps at
+ * batch 8 (32 tiles) and 8 x 8 maps at batch 1 (4 tiles) 1.5-4x slower. */
+static bool wino_pays(const struct conv_geom *g, uint32_t batch)
+{
+    const uint64_t tiles = (uint64_t)batch * LVK_CEIL_DIV(g->oh, 4u) * LVK_CEIL_DIV(g->ow, 4u);
+    return 2 * (uint64_t)g->cg * g->mg >= 48 * (uint64_t)(g->cg + g->mg) && tiles >= 32 &&
+           g->w % 4 == 0 && g->ow % 4 == 0;
+}
+
+/* Plans one direction; *fits false (and nothing planned) where a texel view
+ * it needs would exceed maxTexelBufferElements, or a grid the device's
+ * limits. */
+static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struct conv_priv *p,
+                            bool bwd, const float *w, const float *b, struct conv_pass *pass,
+                            bool *fits)
+{
+    const struct conv_geom *g = &p->geom;
+    const uint32_t ci = bwd ? g->mg : g->cg, co = bwd ? g->cg : g->mg;
+    pass->wino.h = bwd ? g->oh : g->h;
+    pass->wino.w = bwd ? g->ow : g->w;
+    pass->wino.oh = bwd ? g->h : g->oh;
+    pass->wino.ow = bwd ? g->w : g->ow;
+    pass->wino.th = LVK_CEIL_DIV(pass->wino.oh, 4u);
+    pass->wino.tw = LVK_CEIL_DIV(pass->wino.ow, 4u);
+    pass->wino.nt = p->n * pass->wino.th * pass->wino.tw;
+    pass->wino.nc = LVK_CEIL_DIV(pass->wino.nt, 4u) * 4;
+    pass->wino.pt = bwd ? 2 - g->pt : g->pt;
+    pass->wino.pl = bwd ? 2 - g->pl : g->pl;
+    const uint64_t cols = pass->wino.nc;
+    /* Texel views of the scratch buffers, and the transforms' grids. */
+    *fits = 36 * LVK_MAX(ci, co) * cols / 4 <= m->ctx->limits.maxTexelBufferElements &&
+            LVK_MAX(ci, co) <= lvk_max_groups(m->ctx, 1) &&
+            LVK_CEIL_DIV(cols / 4, 64u) <= lvk_max_groups(m->ctx, 0);
+    if (!*fits)
+        return LVK_OK;
+
+    /* U[p, out, in] = G g G^T at point p, laid out as the weights of the
+     * 36-group 1x1 convolution over one row of columns that multiplies. */
+    float *u = malloc((size_t)36 * co * ci * sizeof *u);
+    if (!u)
+        return lvk_node_fail(m, n, LVK_ERR_HOST_OOM, "out of host memory");
+    for (uint32_t o = 0; o < co; o++)
+        for (uint32_t c = 0; c < ci; c++) {
+            /* Backward: out channel o of dx is in channel o of w, taps flipped. */
+            const float *k = bwd ? w + ((size_t)c * g->cg + o) * 9 : w + ((size_t)o * g->cg + c) * 9;
+            double gk[6][3];
+            for (int i = 0; i < 6; i++)
+                for (int b2 = 0; b2 < 3; b2++) {
+                    gk[i][b2] = 0;
+                    for (int a = 0; a < 3; a++)
+                        gk[i][b2] += wino_gm[i][a] * (bwd ? k[(2 - a) * 3 + 2 - b2] : k[a * 3 + b2]);
+                }
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    double v = 0;
+                    for (int b2 = 0; b2 < 3; b2++)
+                        v += gk[i][b2] * wino_gm[j][b2];
+                    u[((size_t)(6 * i + j) * co + o) * ci + c] = (float)v;
+                }
+        }
+    const struct conv_geom pg = {.cg = ci, .mg = co, .g = 36, .h = 1, .w = pass->wino.nc, .oh = 1,
+                                 .ow = pass->wino.nc, .kh = 1, .kw = 1, .sh = 1, .sw = 1,
+                                 .dh = 1, .dw = 1};
+    lvk_status st = texel_plan(m, n, &pg, 1, false, u, NULL, pass, fits);
+    free(u);
+    if (st != LVK_OK || !*fits)
+        return st;
+    /* The product's own flags stay; bias and direction are the output
+     * transform's (conv2d_wino_out.comp reads them from the same bits). */
+    pass->kind = CONV_WINOGRAD;
+    pass->spec[TX_FLAGS] |= (b ? TX_BIAS : 0) | (bwd ? TX_BWD : 0);
+    pass->wino.bslot = -1;
+    if (b) {
+        float *bc = malloc(co * sizeof *bc);
+        if (!bc)
+            return lvk_node_fail(m, n, LVK_ERR_HOST_OOM, "out of host memory");
+        memcpy(bc, b, co * sizeof *bc);
+        pass->wino.bslot = lvk_node_extra(n, co * sizeof *bc, bc);
+    }
+    lvk_model_scratch(m, 0, 36 * ci * cols * 4);
+    lvk_model_scratch(m, 1, 36 * co * cols * 4);
+    return LVK_OK;
+}
+
+/* What conv2d_texel.comp does on storing (bias, activation, mask, add):
+ * the output transform's part of a winograd pass's flags. */
+#define WINO_EPILOGUE (TX_BIAS | TX_BWD | TX_ACT | TX_MASK | TX_STORE | TX_RESID)
+
+/* The three passes; binds as conv_record's, aux too. */
+static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
+                              const struct conv_pass *pass, const struct lvk_bind *binds,
+                              const struct lvk_buf *aux, struct lvk_cmd *cmd, const char *label)
+{
+    struct lvk_ctx *ctx = m->ctx;
+    const uint32_t *s = pass->spec;
+    const uint32_t ci = s[TX_CI], co = s[TX_CO], nc = pass->wino.nc;
+    const uint32_t t = pass->wino.th * pass->wino.tw;
+    const uint32_t groups_x = LVK_CEIL_DIV(nc / 4, 64u);
+    struct lvk_bind in = binds[1];   /* conv2d_wino_in.comp's XV4 */
+    in.format = pass->wino.w % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+
+    const uint32_t in_spec[] = {ci, pass->wino.h, pass->wino.w, pass->wino.tw, t, pass->wino.nt,
+                                nc, (uint32_t)pass->wino.pt, (uint32_t)pass->wino.pl};
+    const struct lvk_pipeline *pipe =
+        lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_IN, in_spec, LVK_ARRAY_LEN(in_spec));
+    if (!pipe)
+        return LVK_ERR_VULKAN;
+    LVK_CHECK(lvk_cmd_dispatch(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), in), 2, NULL, 0,
+                               groups_x, ci, 1, "conv2d_wino_in"));
+
+    uint32_t spec[LVK_MAX_SPEC];
+    memcpy(spec, s, sizeof spec);
+    spec[TX_FLAGS] &= ~(uint32_t)WINO_EPILOGUE;
+    pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_TEXEL, spec, pass->nspec);
+    if (!pipe)
+        return LVK_ERR_VULKAN;
+    struct lvk_bind v = {.buf = m->scratch[0], .format = pass->in_format};
+    LVK_CHECK(lvk_cmd_dispatch(cmd, pipe,
+                               LVK_BINDS(LVK_B(m->scratch[1]), v, LVK_B(n->extra[pass->wslot]),
+                                         v, LVK_B(m->ctrl)),
+                               5, NULL, 0, pass->groups[0], pass->groups[1], pass->groups[2],
+                               label));
+
+    const uint32_t out_spec[] = {co, pass->wino.oh, pass->wino.ow, pass->wino.tw, t,
+                                 pass->wino.nt, nc, s[TX_FLAGS] & WINO_EPILOGUE,
+                                 s[TX_ACT_LO], s[TX_ACT_HI]};
+    pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_OUT, out_spec, LVK_ARRAY_LEN(out_spec));
+    if (!pipe)
+        return LVK_ERR_VULKAN;
+    const struct lvk_bind mv = {.buf = m->scratch[1], .format = VK_FORMAT_R32G32B32A32_SFLOAT};
+    struct lvk_bind bias = mv;
+    if (pass->wino.bslot >= 0)
+        bias = (struct lvk_bind){.buf = n->extra[pass->wino.bslot], .format = VK_FORMAT_R32_SFLOAT};
+    const VkFormat aux_format =
+        pass->wino.ow % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+    return lvk_cmd_dispatch(cmd, pipe,
+                            LVK_BINDS(binds[0], mv, bias,
+                                      aux ? lvk_texel_bind(aux, aux_format, true) : mv,
+                                      LVK_B(m->ctrl)),
+                            5, NULL, 0, groups_x, co, 1, "conv2d_wino_out");
 }
 
 /* ---- choice ---------------------------------------------------------------------------- */
@@ -334,15 +526,25 @@ static lvk_status conv_pick(struct lvk_model *m, struct lvk_node *n, struct conv
 
     const uint64_t in_count =
         (uint64_t)p->n * g->g * (bwd ? g->mg * g->oh * g->ow : g->cg * g->h * g->w);
-    enum conv_kind kind = lvk_prefer_texel(ctx, in_count) ? CONV_TEXEL : CONV_CLASSIC;
+    enum conv_kind kind = !lvk_prefer_texel(ctx, in_count) ? CONV_CLASSIC
+                          : m->fast_conv && wino_fits(g) && wino_pays(g, p->n) ? CONV_WINOGRAD
+                                                                                : CONV_TEXEL;
     const char *force = getenv("LVK_CONV_KERNEL");
     for (int k = 0; force && k < CONV_NKIND; k++)
         if (!strcmp(force, conv_kind_name[k]))
             kind = (enum conv_kind)k;
 
-    if (kind == CONV_TEXEL && w->host && (!b || b->host) && ctx->subgroup_shuffle &&
-        in_count <= ctx->limits.maxTexelBufferElements)
-        return texel_plan(m, n, p, bwd, w->host, !bwd && b ? b->host : NULL, pass);
+    if (kind != CONV_CLASSIC && w->host && (!b || b->host) && ctx->subgroup_shuffle &&
+        in_count <= ctx->limits.maxTexelBufferElements) {
+        const float *bias = !bwd && b ? b->host : NULL;
+        bool fits = false;
+        if (kind == CONV_WINOGRAD && wino_fits(g))
+            LVK_CHECK(wino_plan(m, n, p, bwd, w->host, bias, pass, &fits));
+        if (!fits)
+            LVK_CHECK(texel_plan(m, n, g, p->n, bwd, w->host, bias, pass, &fits));
+        if (fits)
+            return LVK_OK;
+    }
     return classic_plan(m, n, p, bwd, pass);
 }
 
@@ -488,7 +690,7 @@ static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
                               uint32_t nbinds, const struct lvk_buf *aux, struct lvk_cmd *cmd,
                               const char *label)
 {
-    if (pass->kind == CONV_TEXEL) {
+    if (pass->kind != CONV_CLASSIC) {
         binds[1].format = pass->in_format;
         binds[2] = (struct lvk_bind)LVK_B(n->extra[pass->wslot]);
         /* aux is read where the kernel stores: 4 columns at a time when it
@@ -502,6 +704,8 @@ static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
         binds[4] = (struct lvk_bind)LVK_B(m->ctrl);
         nbinds = 5;
     }
+    if (pass->kind == CONV_WINOGRAD)
+        return wino_record(m, n, pass, binds, aux, cmd, label);
     const struct lvk_pipeline *pipe = lvk_pipeline_get(m->ctx, pass->shader, pass->spec,
                                                        pass->nspec);
     if (!pipe)
@@ -520,7 +724,7 @@ static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
      * Fusion is decided after prepare() planned the pass, so the constants
      * go in here. */
     struct conv_pass pass = p->fwd;
-    const bool texel = pass.kind == CONV_TEXEL;
+    const bool texel = pass.kind != CONV_CLASSIC;   /* both take TX_* flags */
     const struct lvk_value *y = lvk_out(m, n, 0), *resid = NULL;
     if (n->sum >= 0) {
         const struct lvk_node *a = &m->nodes[n->sum];
@@ -567,7 +771,7 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
     struct lvk_buf *mask = NULL;
     float lo, hi;
     if (lvk_graph_grad_mask(m, n->inputs[0], &lo, &hi)) {
-        LVK_ASSERT(pass.kind == CONV_TEXEL);
+        LVK_ASSERT(pass.kind != CONV_CLASSIC);
         mask = x->buf;
         pass.spec[TX_FLAGS] |= TX_MASK;
         pass.spec[TX_ACT_LO] = lvk_spec_f32(lo);
@@ -576,7 +780,7 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
     if (!dx || !y->grad)
         return LVK_OK;
     if (lvk_graph_grad_stores(n, 0)) {
-        if (pass.kind == CONV_TEXEL)
+        if (pass.kind != CONV_CLASSIC)
             pass.spec[TX_FLAGS] |= TX_STORE;
         else
             pass.spec[CL_BWD_STORE] = 1;
@@ -600,7 +804,7 @@ static bool conv_reads_input(const struct lvk_node *n, int k)
 static bool conv_fuses_clamp_bwd(const struct lvk_node *n, int k)
 {
     const struct conv_priv *p = n->priv;
-    return k == 0 && p && p->bwd.kind == CONV_TEXEL && p->x_texels;
+    return k == 0 && p && p->bwd.kind != CONV_CLASSIC && p->x_texels;
 }
 
 /* Both kernels can add a fused Add's other operand as they store; the
