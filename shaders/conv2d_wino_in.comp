@@ -14,7 +14,9 @@
 // vec4s, so that each point's 4 values go out as one vec4 store (lavapipe
 // stores lane by lane: fewer, wider stores are cheaper).
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
+#include "common/index.glsl"
 
 layout(constant_id = 0) const uint C = 1;    // channels
 layout(constant_id = 1) const uint H = 1;    // map height, width
@@ -44,15 +46,19 @@ void bt(inout vec4 a[6])
 // Where rows are a multiple of 4 long (XV4), x is read 4 columns per texel
 // (an rgba32f view; a texel lies wholly inside or outside a row): a patch
 // row takes NTX texels from the one holding its first column, LEAD columns
-// into it. Where also a row of tiles is a multiple of 4 (ROW4), an
-// invocation's 4 tiles sit side by side in one image row and share their
-// row loads (18 columns). Else each column is its own fetch (r32f view).
+// into it. Where an invocation's 4 tiles also form a block of one image,
+// BR rows of 4 / BR tiles, they share their row loads: 1 x 4 where a row of
+// tiles is a multiple of 4 long, 2 x 2 where it is 2 long and the tile
+// rows are even (8 x 8 maps); else each tile loads its own rows. Without
+// XV4 each column is its own fetch (r32f view).
 // (Sums, not &&: glslang turns a && of constants into control flow in main,
 // which specialisation breaks.)
-const bool XV4 = W % 4 == 0, ROW4 = W % 4 + TW % 4 == 0;
+const bool XV4 = W % 4 == 0;
+const uint BR = W % 4 + TW % 4 == 0 ? 1 : W % 4 + (TW == 2 ? 0 : 1) + T / TW % 2 == 0 ? 2 : 0;
+const uint BC = BR == 0 ? 1 : 4 / BR;       // tiles per block row
+const int SPAN = 4 * int(BC) + 2;           // columns an invocation's loads serve
 const int LEAD = (4 - PL % 4) % 4;
-const int SPAN = ROW4 ? 18 : 6;             // columns an invocation's loads serve
-const int NTX = (LEAD + SPAN + 3) / 4;       // at most 6: row buffers of 24
+const int NTX = (LEAD + SPAN + 3) / 4;      // at most 6: row buffers of 24
 
 // Columns c0 .. c0 + SPAN - 1 of row iy of the map at base, into xs from
 // xs[LEAD] (zeros outside the map); c0 - LEAD is a multiple of 4.
@@ -68,22 +74,28 @@ void load_row(int base, int iy, int c0, out float xs[24])
 
 void main()
 {
-    const uint q = gl_GlobalInvocationID.x;   // columns 4q .. 4q + 3
-    const uint c = gl_WorkGroupID.y;
-    if (q >= NC / 4)
+    // Channel c, columns 4q .. 4q + 3: flat, so that small maps (8 x 8 at
+    // batch 8: 8 column groups) still fill the workgroups.
+    const uint i0 = lvk_flat_index(), q = i0 % (NC / 4), c = i0 / (NC / 4);
+    if (c >= C)
         return;
     vec4 d[6][6];
-    if (ROW4) {
-        // T % 4 == 0 too: the 4 columns are tiles of one image.
+    if (BR != 0) {
+        // T % 4 == 0 too: the 4 columns are tiles of one image, the first
+        // at the block's top left.
         const uint n = 4 * q / T, t = 4 * q % T;
         const int iy0 = int(t / TW) * 4 - PT, ix0 = int(t % TW) * 4 - PL;
         const int base = int((n * C + c) * H * W);
-        [[unroll]] for (int i = 0; i < 6; ++i) {
+        [[unroll]] for (int r = 0; r < 4 * int(BR) + 2; ++r) {
             float xs[24];
-            load_row(base, iy0 + i, ix0, xs);
-            [[unroll]] for (int k = 0; k < 4; ++k)
-                [[unroll]] for (int j = 0; j < 6; ++j)
-                    d[i][j][k] = xs[LEAD + 4 * k + j];
+            load_row(base, iy0 + r, ix0, xs);
+            // Row r is row r - 4 * kr of the patches in block row kr.
+            [[unroll]] for (uint k = 0; k < 4; ++k) {
+                const int i = r - 4 * int(k / BC);
+                if (i >= 0 && i < 6)
+                    [[unroll]] for (int j = 0; j < 6; ++j)
+                        d[i][j][k] = xs[LEAD + 4 * int(k % BC) + j];
+            }
         }
     } else {
         [[unroll]] for (uint k = 0; k < 4; ++k) {

@@ -10,6 +10,7 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
+#include "common/index.glsl"
 
 layout(constant_id = 0) const uint K = 1;    // out channels
 layout(constant_id = 1) const uint OH = 1;   // out map height, width
@@ -68,9 +69,9 @@ float finish(float v, float b, float a, float old, uint mode)
 
 void main()
 {
-    const uint q = gl_GlobalInvocationID.x;   // columns 4q .. 4q + 3
-    const uint k = gl_WorkGroupID.y;
-    if (q >= NC / 4)
+    // Channel k, columns 4q .. 4q + 3 (flat, as in conv2d_wino_in.comp).
+    const uint i0 = lvk_flat_index(), q = i0 % (NC / 4), k = i0 / (NC / 4);
+    if (k >= K)
         return;
     vec4 r[6][6];
     [[unroll]] for (uint i = 0; i < 6; ++i)

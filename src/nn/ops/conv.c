@@ -361,23 +361,24 @@ static const double wino_gm[6][3] = {
 /* Where winograd beats the texel kernel on lavapipe. Its transforms cost
  * in proportion to the channels in plus out, what it saves to their
  * product: it pays where their harmonic mean is at least 48 and the batch
- * has 32 tiles or more, on maps whose rows are a multiple of 4 long (else
+ * has 4 tiles or more, on maps whose rows are a multiple of 4 long (else
  * the transforms load and store one column at a time). Measured
- * (bench/conv_layers.c, both kernels alternating; GoogLeNet's render
- * step at 128 px, batch 8, profiled): GoogLeNet's 3x3 layers forward and
- * backward 1.3-2.6x faster (96 -> 128 on 16 x 16: 26.6 -> 15.9 ms; all
- * nine 268 -> 151 ms); 16 -> 32 channels, 32 -> 64 on 8 x 8 maps at
- * batch 8 (32 tiles) and 8 x 8 maps at batch 1 (4 tiles) 1.5-4x slower. */
+ * (bench/conv_layers.c, both kernels alternating, forward / backward):
+ * 144 -> 288 channels on 8 x 8 maps 1.0 / 1.2 -> 0.8 / 0.7 ms at batch 1
+ * (4 tiles), 2.4 / 2.7 -> 1.5 / 1.3 ms at batch 8; 32 -> 96 on 16 x 16,
+ * batch 8, 3.4 / 2.4 -> 1.9 / 1.5 ms; GoogLeNet's render step at 128 px,
+ * batch 8, profiled: its eight 3x3 layers so chosen 233 -> 153-163 ms.
+ * 32 -> 64 on 8 x 8 at batch 8 about even; 16 -> 48 1.3x slower; one
+ * tile (a 4 x 4 map at batch 1) 2.5x slower. */
 static bool wino_pays(const struct conv_geom *g, uint32_t batch)
 {
     const uint64_t tiles = (uint64_t)batch * LVK_CEIL_DIV(g->oh, 4u) * LVK_CEIL_DIV(g->ow, 4u);
-    return 2 * (uint64_t)g->cg * g->mg >= 48 * (uint64_t)(g->cg + g->mg) && tiles >= 32 &&
+    return 2 * (uint64_t)g->cg * g->mg >= 48 * (uint64_t)(g->cg + g->mg) && tiles >= 4 &&
            g->w % 4 == 0 && g->ow % 4 == 0;
 }
 
 /* Plans one direction; *fits false (and nothing planned) where a texel view
- * it needs would exceed maxTexelBufferElements, or a grid the device's
- * limits. */
+ * it needs would exceed maxTexelBufferElements. */
 static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struct conv_priv *p,
                             bool bwd, const float *w, const float *b, struct conv_pass *pass,
                             bool *fits)
@@ -395,10 +396,9 @@ static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struc
     pass->wino.pt = bwd ? 2 - g->pt : g->pt;
     pass->wino.pl = bwd ? 2 - g->pl : g->pl;
     const uint64_t cols = pass->wino.nc;
-    /* Texel views of the scratch buffers, and the transforms' grids. */
-    *fits = 36 * LVK_MAX(ci, co) * cols / 4 <= m->ctx->limits.maxTexelBufferElements &&
-            LVK_MAX(ci, co) <= lvk_max_groups(m->ctx, 1) &&
-            LVK_CEIL_DIV(cols / 4, 64u) <= lvk_max_groups(m->ctx, 0);
+    /* Texel views of the scratch buffers (the transforms' flat indices are
+     * smaller still). */
+    *fits = 36 * LVK_MAX(ci, co) * cols / 4 <= m->ctx->limits.maxTexelBufferElements;
     if (!*fits)
         return LVK_OK;
 
@@ -463,7 +463,6 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
     const uint32_t *s = pass->spec;
     const uint32_t ci = s[TX_CI], co = s[TX_CO], nc = pass->wino.nc;
     const uint32_t t = pass->wino.th * pass->wino.tw;
-    const uint32_t groups_x = LVK_CEIL_DIV(nc / 4, 64u);
     struct lvk_bind in = binds[1];   /* conv2d_wino_in.comp's XV4 */
     in.format = pass->wino.w % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
 
@@ -473,8 +472,8 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
         lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_IN, in_spec, LVK_ARRAY_LEN(in_spec));
     if (!pipe)
         return LVK_ERR_VULKAN;
-    LVK_CHECK(lvk_cmd_dispatch(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), in), 2, NULL, 0,
-                               groups_x, ci, 1, "conv2d_wino_in"));
+    LVK_CHECK(lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), in), 2, NULL, 0,
+                              (uint64_t)ci * nc / 4, "conv2d_wino_in"));
 
     uint32_t spec[LVK_MAX_SPEC];
     memcpy(spec, s, sizeof spec);
@@ -501,11 +500,11 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
         bias = (struct lvk_bind){.buf = n->extra[pass->wino.bslot], .format = VK_FORMAT_R32_SFLOAT};
     const VkFormat aux_format =
         pass->wino.ow % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-    return lvk_cmd_dispatch(cmd, pipe,
-                            LVK_BINDS(binds[0], mv, bias,
-                                      aux ? lvk_texel_bind(aux, aux_format, true) : mv,
-                                      LVK_B(m->ctrl)),
-                            5, NULL, 0, groups_x, co, 1, "conv2d_wino_out");
+    return lvk_dispatch_1d(cmd, pipe,
+                           LVK_BINDS(binds[0], mv, bias,
+                                     aux ? lvk_texel_bind(aux, aux_format, true) : mv,
+                                     LVK_B(m->ctrl)),
+                           5, NULL, 0, (uint64_t)co * nc / 4, "conv2d_wino_out");
 }
 
 /* ---- choice ---------------------------------------------------------------------------- */
