@@ -405,7 +405,7 @@ def check(r, args):
 # Dispatch labels of lucid-vk's step (network ops record their op type or
 # their kernel's name) by phase; anything else is shown under its label.
 PHASES = [
-    ("Conv", ("conv2d_fwd", "conv2d_bwd_data")),
+    ("Conv", ("conv2d_fwd", "conv2d_bwd_data", "conv2d_wino_in", "conv2d_wino_out")),
     ("Relu / Clip", ("Relu", "Clip")),
     ("MaxPool", ("maxpool_fwd", "maxpool_bwd")),
     ("Concat (view_copy)", ("view_copy", "view_copy_bwd")),
