@@ -734,6 +734,55 @@ static void test_conv_added_backward(void **state)
     adjoint_check("winograd", false);
 }
 
+/* ---- when renders' Winograd applies -------------------------------------------------- */
+
+/* A 3x3 convolution of 256 channels on an h x h map, planned as renders
+ * plan (fast_conv, no gradients, nothing run): the bytes of Winograd scratch
+ * it asked for. */
+static VkDeviceSize wino_scratch(int64_t h, lvk_status want)
+{
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(lvk_test_ctx(), "wino", &m), LVK_OK);
+    const struct lvk_shape xs = {4, {1, 256, h, h}}, ws = {4, {256, 256, 3, 3}};
+    float *w = calloc((size_t)lvk_shape_count(&ws), sizeof *w);
+    assert_non_null(w);
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
+    assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &ws, w) >= 0);
+    free(w);
+    const struct lvk_attr pads[] = {A_INTS("pads", 1, 1, 1, 1)};
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", (const char *const[]){"x", "w"}, 2,
+                                        (const char *const[]){"y"}, 1, pads, 1), LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "y"), LVK_OK);
+    assert_int_equal(lvk_graph_finalize(m, &(struct lvk_model_opts){.fast_conv = 1}), want);
+    const VkDeviceSize bytes = m->scratch_size[0] + m->scratch_size[1];
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+    return bytes;
+}
+
+/* Winograd's scratch holds 36 points per 16 pixels of the input and of the
+ * output: where that exceeds a storage buffer, the direct kernel plans the
+ * layer instead of the load failing. */
+static void test_conv_winograd_scratch_limit(void **state)
+{
+    const struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx || !ctx->is_lavapipe)
+        skip(); /* Winograd is chosen on lavapipe only */
+    assert_true(wino_scratch(16, LVK_OK) > 0);
+    /* The smallest map whose scratch exceeds maxStorageBufferRange while x
+     * and y fit (36 / 16 of them, so they fit by a wide margin). */
+    const uint64_t range = ctx->limits.maxStorageBufferRange;
+    int64_t h = 4;
+    while (36 * 256 * (uint64_t)(h / 4) * (uint64_t)(h / 4) * 4 <= range)
+        h += 4;
+    if ((uint64_t)256 * h * h * 4 > range / 2) {
+        print_message("skipped: maxStorageBufferRange %llu leaves no such map\n",
+                      (unsigned long long)range);
+        skip();
+    }
+    assert_int_equal(wino_scratch(h, LVK_OK), 0);
+}
+
 /* Runs after the cases above (cmocka keeps the order). */
 static void test_conv_no_shuffle_ran(void **state)
 {
@@ -787,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_conv_residual_pointwise),
         cmocka_unit_test(test_conv_residual_late),
         cmocka_unit_test(test_conv_masked_backward),
+        cmocka_unit_test(test_conv_winograd_scratch_limit),
         cmocka_unit_test(test_conv_added_backward),
         cmocka_unit_test(test_conv_no_shuffle_ran),
     };

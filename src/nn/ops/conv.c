@@ -377,8 +377,8 @@ static bool wino_pays(const struct conv_geom *g, uint32_t batch)
            g->w % 4 == 0 && g->ow % 4 == 0;
 }
 
-/* Plans one direction; *fits false (and nothing planned) where a texel view
- * it needs would exceed maxTexelBufferElements. */
+/* Plans one direction; *fits false (and nothing planned) where a scratch
+ * buffer would exceed the device's limits. */
 static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struct conv_priv *p,
                             bool bwd, const float *w, const float *b, struct conv_pass *pass,
                             bool *fits)
@@ -396,9 +396,12 @@ static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struc
     pass->wino.pt = bwd ? 2 - g->pt : g->pt;
     pass->wino.pl = bwd ? 2 - g->pl : g->pl;
     const uint64_t cols = pass->wino.nc;
-    /* Texel views of the scratch buffers (the transforms' flat indices are
-     * smaller still). */
-    *fits = 36 * LVK_MAX(ci, co) * cols / 4 <= m->ctx->limits.maxTexelBufferElements;
+    /* The scratch buffers, as storage buffers and as texel views (the
+     * transforms' flat indices are smaller still): where they would not fit
+     * (2.25x the input or output), the direct kernel still may. */
+    const uint64_t scratch = 36 * (uint64_t)LVK_MAX(ci, co) * cols;
+    *fits = scratch / 4 <= m->ctx->limits.maxTexelBufferElements &&
+            scratch * 4 <= m->ctx->limits.maxStorageBufferRange;
     if (!*fits)
         return LVK_OK;
 
