@@ -55,7 +55,7 @@ void bt(inout vec4 a[6])
 // which specialisation breaks.)
 const bool XV4 = W % 4 == 0;
 const uint BR = W % 4 + TW % 4 == 0 ? 1 : W % 4 + (TW == 2 ? 0 : 1) + T / TW % 2 == 0 ? 2 : 0;
-const uint BC = BR == 0 ? 1 : 4 / BR;       // tiles per block row
+const uint BC = BR == 1 ? 4 : BR == 2 ? 2 : 1;  // tiles per block row
 const int SPAN = 4 * int(BC) + 2;           // columns an invocation's loads serve
 const int LEAD = (4 - PL % 4) % 4;
 const int NTX = (LEAD + SPAN + 3) / 4;      // at most 6: row buffers of 24
@@ -66,8 +66,11 @@ void load_row(int base, int iy, int c0, out float xs[24])
 {
     [[unroll]] for (int t = 0; t < NTX; ++t) {
         const int tc = (c0 - LEAD) / 4 + t;
+        // Fetched unconditionally at a valid index, zeroed after (a
+        // branch a compiler flattens must not fetch out of bounds).
         const bool inside = uint(iy) < H && uint(tc) < W / 4;
-        const vec4 v = inside ? texelFetch(x, (base + iy * int(W)) / 4 + tc) : vec4(0.0);
+        vec4 v = texelFetch(x, inside ? (base + iy * int(W)) / 4 + tc : 0);
+        v = inside ? v : vec4(0.0);
         xs[4 * t] = v.x; xs[4 * t + 1] = v.y; xs[4 * t + 2] = v.z; xs[4 * t + 3] = v.w;
     }
 }
