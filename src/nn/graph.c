@@ -323,10 +323,10 @@ int lvk_node_extra(struct lvk_node *n, VkDeviceSize bytes, void *init)
     return n->nextra++;
 }
 
-void lvk_model_scratch(struct lvk_model *m, int slot, VkDeviceSize bytes)
+void lvk_node_scratch(struct lvk_node *n, int slot, VkDeviceSize bytes)
 {
     LVK_ASSERT(slot >= 0 && slot < LVK_MAX_SCRATCH);
-    m->scratch_size[slot] = LVK_MAX(m->scratch_size[slot], bytes);
+    n->scratch_size[slot] = LVK_MAX(n->scratch_size[slot], bytes);
 }
 
 lvk_status lvk_node_need_const(const struct lvk_model *m, const struct lvk_node *n, int i)
@@ -646,7 +646,6 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
     }
 
     /* Which values carry gradients: runtime floats downstream of a graph input. */
-    m->gradients = opts && opts->gradients;
     if (m->gradients) {
         for (int v = 0; v < m->nvalues; v++)
             if (m->values[v].is_input && !m->values[v].is_const &&
@@ -754,9 +753,13 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
                 sizes[nb++] = m->nodes[i].extra_size[k];
     }
     const int scratch_base = nb;
-    for (int k = 0; k < LVK_MAX_SCRATCH; k++)
+    for (int k = 0; k < LVK_MAX_SCRATCH; k++) {
+        for (int i = 0; i < m->nnodes; i++)
+            if (m->nodes[i].needed)
+                m->scratch_size[k] = LVK_MAX(m->scratch_size[k], m->nodes[i].scratch_size[k]);
         if (m->scratch_size[k])
             sizes[nb++] = m->scratch_size[k];
+    }
     m->bufs = lvk_calloc((size_t)nb, sizeof *m->bufs);
     lvk_status st = m->bufs ? LVK_OK : LVK_ERR_HOST_OOM;
     if (st == LVK_OK) {
@@ -830,6 +833,8 @@ static lvk_status upload(struct lvk_model *m)
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     LVK_ASSERT(!m->planned);
+    /* Known to prepare(): an op may plan less for a model without them. */
+    m->gradients = opts && opts->gradients;
     m->fast_conv = opts && opts->fast_conv;
     LVK_CHECK(prepare(m));
     LVK_CHECK(plan(m, opts));

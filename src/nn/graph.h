@@ -145,6 +145,7 @@ struct lvk_node {
     VkDeviceSize extra_size[LVK_MAX_EXTRA];
     void *extra_init[LVK_MAX_EXTRA];
     struct lvk_buf *extra[LVK_MAX_EXTRA];
+    VkDeviceSize scratch_size[LVK_MAX_SCRATCH];  /* lvk_node_scratch */
 };
 
 /* One ONNX op type. Ops live in src/nn/ops/NAME.c, each exporting
@@ -248,9 +249,9 @@ struct lvk_model {
     bool *grad_zero;
     struct lvk_buf *ctrl;   /* struct lvk_ctrl */
     /* Scratch buffers any node may use within one of its passes
-     * (lvk_model_scratch): each as large as the largest request. What a
-     * dispatch leaves there, another node's overwrites: every dispatch ends
-     * with a barrier, so nodes never run side by side. */
+     * (lvk_node_scratch): each as large as the largest request of a node
+     * that runs. What a dispatch leaves there, another node's overwrites:
+     * every dispatch ends with a barrier, so nodes never run side by side. */
     VkDeviceSize scratch_size[LVK_MAX_SCRATCH];
     struct lvk_buf *scratch[LVK_MAX_SCRATCH];
 
@@ -350,9 +351,10 @@ lvk_status lvk_node_fail(const struct lvk_model *m, const struct lvk_node *n,
  * not NULL, is malloc'd host data uploaded at load and freed by the graph. */
 int lvk_node_extra(struct lvk_node *n, VkDeviceSize bytes, void *init);
 
-/* Asks for scratch buffer `slot` (< LVK_MAX_SCRATCH) of at least `bytes`
- * (struct lvk_model: scratch); from prepare(). */
-void lvk_model_scratch(struct lvk_model *m, int slot, VkDeviceSize bytes);
+/* Asks for the model's scratch buffer `slot` (< LVK_MAX_SCRATCH) to hold at
+ * least `bytes` when the node runs (struct lvk_model: scratch); from
+ * prepare(). */
+void lvk_node_scratch(struct lvk_node *n, int slot, VkDeviceSize bytes);
 
 /* Requires input i to exist and be constant; fails with a message naming it. */
 lvk_status lvk_node_need_const(const struct lvk_model *m, const struct lvk_node *n, int i);

@@ -21,7 +21,7 @@
  *   winograd shaders/conv2d_wino_in.comp, conv2d_texel.comp,
  *            conv2d_wino_out.comp: Winograd F(4x4, 3x3), three dispatches
  *            through two scratch buffers the model shares
- *            (lvk_model_scratch), for 3x3 stride-1 layers where it beats
+ *            (lvk_node_scratch), for 3x3 stride-1 layers where it beats
  *            texel on lavapipe (wino_pays), in models that allow it
  *            (lvk_model_opts.fast_conv: renders).
  * LVK_CONV_KERNEL=classic|texel|winograd forces a family where it applies
@@ -448,8 +448,11 @@ static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struc
         memcpy(bc, b, co * sizeof *bc);
         pass->wino.bslot = lvk_node_extra(n, co * sizeof *bc, bc);
     }
-    lvk_model_scratch(m, 0, 36 * ci * cols * 4);
-    lvk_model_scratch(m, 1, 36 * co * cols * 4);
+    /* A backward that will not run needs none (renders' models have one). */
+    if (!bwd || m->gradients) {
+        lvk_node_scratch(n, 0, 36 * (VkDeviceSize)ci * cols * 4);
+        lvk_node_scratch(n, 1, 36 * (VkDeviceSize)co * cols * 4);
+    }
     return LVK_OK;
 }
 
