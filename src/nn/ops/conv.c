@@ -74,15 +74,24 @@ struct conv_priv {
     struct conv_pass fwd, bwd;
 };
 
+/* The first dimension of a pass's grid beyond the device's limits, or -1. */
+static int grid_excess(const struct lvk_ctx *ctx, const struct conv_pass *pass)
+{
+    for (int d = 0; d < 3; d++)
+        if (pass->groups[d] > lvk_max_groups(ctx, d))
+            return d;
+    return -1;
+}
+
 static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n, bool bwd,
                             const struct conv_pass *pass)
 {
-    for (int d = 0; d < 3; d++)
-        if (pass->groups[d] > lvk_max_groups(m->ctx, d))
-            return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
-                                 "%s grid needs %u workgroups along dimension %d; the device "
-                                 "allows %u", bwd ? "backward" : "forward", pass->groups[d], d,
-                                 lvk_max_groups(m->ctx, d));
+    const int d = grid_excess(m->ctx, pass);
+    if (d >= 0)
+        return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
+                             "%s grid needs %u workgroups along dimension %d; the device "
+                             "allows %u", bwd ? "backward" : "forward", pass->groups[d], d,
+                             lvk_max_groups(m->ctx, d));
     return LVK_OK;
 }
 
@@ -310,11 +319,12 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     pass->groups[0] = lane_blocks ? tiles : LVK_CEIL_DIV(tiles, s[TX_LANES]);
     pass->groups[1] = lane_blocks ? LVK_CEIL_DIV(blocks, s[TX_LANES]) : blocks;
     pass->groups[2] = batch;
-    LVK_CHECK(conv_grid(m, n, bwd, pass));
 
+    /* Where the grid or the weights' texel view exceed the device's limits,
+     * another family may still fit. */
     uint32_t bc = s[TX_BC], nblk = LVK_CEIL_DIV(co, bc);
     size_t count = texel_widx(pass, g.g, 0, 0, 0) + (size_t)g.g * nblk * LVK_CEIL_DIV(bc, 4u) * 4;
-    *fits = count / 4 <= m->ctx->limits.maxTexelBufferElements;
+    *fits = grid_excess(m->ctx, pass) < 0 && count / 4 <= m->ctx->limits.maxTexelBufferElements;
     if (!*fits)
         return LVK_OK;
     float *t = calloc(count, sizeof *t);
@@ -484,6 +494,7 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
     uint32_t spec[LVK_MAX_SPEC];
     memcpy(spec, s, sizeof spec);
     spec[TX_FLAGS] &= ~(uint32_t)WINO_EPILOGUE;
+    spec[TX_ACT_LO] = spec[TX_ACT_HI] = 0;   /* the epilogue's: one product pipeline */
     pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_TEXEL, spec, pass->nspec);
     if (!pipe)
         return LVK_ERR_VULKAN;
@@ -519,8 +530,10 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
  * pay (lvk_prefer_texel: lavapipe) and it can run (constant weights, texel
  * views of the input and of the weights within maxTexelBufferElements,
  * which can be as low as 65536, and subgroupShuffle, which its SPIR-V
- * declares), classic elsewhere; LVK_CONV_KERNEL=classic|texel overrides
- * the preference (tests, bench/conv_layers.c). */
+ * declares), classic elsewhere; winograd instead of texel where it pays in
+ * models that allow it (wino_pays, lvk_model_opts.fast_conv);
+ * LVK_CONV_KERNEL=classic|texel|winograd overrides the preference (tests,
+ * bench/conv_layers.c). */
 static lvk_status conv_pick(struct lvk_model *m, struct lvk_node *n, struct conv_priv *p,
                             bool bwd)
 {
