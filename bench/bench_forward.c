@@ -148,6 +148,7 @@ static lvk_status record_profiled(struct bench *b, struct lvk_cmd *cmd, struct s
     *s = (struct span){.op = "(zero gradients, seed)", .first = cmd->nqueries, .bwd = true};
     lvk_graph_record_zero_grads(m, cmd);
     lvk_cmd_fill(cmd, b->target->grad, 0, VK_WHOLE_SIZE, 0x3f800000u); /* 1.0f */
+    lvk_cmd_flush(cmd);   /* the fills' barrier and timestamp close this span */
     s->end = cmd->nqueries;
     for (int i = m->nnodes - 1; i >= 0; i--) {
         struct lvk_node *n = &m->nodes[i];

@@ -752,13 +752,15 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             for (int k = 0; k < m->nodes[i].nextra; k++)
                 sizes[nb++] = m->nodes[i].extra_size[k];
     }
-    const int scratch_base = nb;
+    int scratch_buf[LVK_MAX_SCRATCH];
     for (int k = 0; k < LVK_MAX_SCRATCH; k++) {
+        VkDeviceSize size = 0;
         for (int i = 0; i < m->nnodes; i++)
             if (m->nodes[i].needed)
-                m->scratch_size[k] = LVK_MAX(m->scratch_size[k], m->nodes[i].scratch_size[k]);
-        if (m->scratch_size[k])
-            sizes[nb++] = m->scratch_size[k];
+                size = LVK_MAX(size, m->nodes[i].scratch_size[k]);
+        scratch_buf[k] = size ? nb : -1;
+        if (size)
+            sizes[nb++] = size;
     }
     m->bufs = lvk_calloc((size_t)nb, sizeof *m->bufs);
     lvk_status st = m->bufs ? LVK_OK : LVK_ERR_HOST_OOM;
@@ -785,8 +787,8 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
             if (m->nodes[i].needed)
                 for (int k = 0; k < m->nodes[i].nextra; k++)
                     m->nodes[i].extra[k] = &m->bufs[extra_base[i] + k];
-        for (int k = 0, b = scratch_base; k < LVK_MAX_SCRATCH; k++)
-            m->scratch[k] = m->scratch_size[k] ? &m->bufs[b++] : NULL;
+        for (int k = 0; k < LVK_MAX_SCRATCH; k++)
+            m->scratch[k] = scratch_buf[k] >= 0 ? &m->bufs[scratch_buf[k]] : NULL;
         /* Without a span (gradients split over allocations), each gradient
          * is zeroed on its own. */
         if (end_grad > first_grad &&
@@ -900,34 +902,30 @@ lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd)
 }
 
 /* One fill per run of neighbouring gradients to zero (through grad_span,
- * where they share an allocation; else one per gradient), one barrier for
- * all: since the first writers store (plan_grad_stores), the gradients to
- * zero are scattered among the others. */
+ * where they share an allocation; else one per gradient), behind one
+ * barrier with whatever fills follow (lvk_cmd_fill): since the first
+ * writers store (plan_grad_stores), the gradients to zero are scattered
+ * among the others. */
 void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd)
 {
-    const bool *zero = m->grad_zero - m->grad_first; /* indexed by buffer */
     const struct lvk_buf *first = &m->bufs[m->grad_first];
-    bool any = false;
     for (int i = m->grad_first; i < m->grad_end;) {
-        if (!zero[i]) {
+        if (!m->grad_zero[i - m->grad_first]) {
             i++;
             continue;
         }
         int j = i + 1;
         if (m->grad_span.buf) {
-            while (j < m->grad_end && zero[j])
+            while (j < m->grad_end && m->grad_zero[j - m->grad_first])
                 j++;
             const struct lvk_buf *a = &m->bufs[i], *z = &m->bufs[j - 1];
-            lvk_cmd_fill_range(cmd, &m->grad_span, a->offset - first->offset,
-                               z->offset + z->size - a->offset, 0);
+            lvk_cmd_fill(cmd, &m->grad_span, a->offset - first->offset,
+                         z->offset + z->size - a->offset, 0);
         } else {
-            lvk_cmd_fill_range(cmd, &m->bufs[i], 0, VK_WHOLE_SIZE, 0);
+            lvk_cmd_fill(cmd, &m->bufs[i], 0, VK_WHOLE_SIZE, 0);
         }
-        any = true;
         i = j;
     }
-    if (any)
-        lvk_cmd_barrier(cmd, "fill");
 }
 
 lvk_status lvk_graph_record_backward(struct lvk_model *m, struct lvk_cmd *cmd)

@@ -200,6 +200,7 @@ static lvk_status record(struct lvk_cmd *cmd, struct lvk_fft *f, const struct lv
     p->spectrum = spectrum->buf;
     p->real = real->buf;
     p->bound = true;
+    lvk_cmd_flush(cmd);
     VkFFTLaunchParams lp = {0};
     lp.commandBuffer = &cmd->cb;
     lp.buffer = &p->spectrum;

@@ -253,15 +253,15 @@ static lvk_status record_step(struct render *r, struct lvk_cmd *cmd)
     LVK_CHECK(lvk_prep_fwd(cmd, r->input->buf, r->t_img, &r->o.pre, r->B, r->C, r->Hn, r->Wn));
     LVK_CHECK(lvk_graph_record_forward(r->m, cmd));
 
-    /* Every gradient this step accumulates into starts at zero. */
+    /* Every gradient this step accumulates into starts at zero (the fills,
+     * the objective's too, share one barrier). */
     lvk_graph_record_zero_grads(r->m, cmd);
     const struct lvk_buf *zero[] = {r->t_img_grad, r->img_grad, r->raw_grad, r->fft_raw_grad,
                                     r->low_grad, r->low_up_grad, r->pix_grad,
                                     r->spec ? r->spec->param_grad : NULL};
     for (size_t i = 0; i < LVK_ARRAY_LEN(zero); i++)
         if (zero[i])
-            lvk_cmd_fill_range(cmd, zero[i], 0, VK_WHOLE_SIZE, 0);
-    lvk_cmd_barrier(cmd, "fill");
+            lvk_cmd_fill(cmd, zero[i], 0, VK_WHOLE_SIZE, 0);
     LVK_CHECK(lvk_objective_record_seed(cmd, r->og, sign));
     LVK_CHECK(lvk_graph_record_backward(r->m, cmd));
 

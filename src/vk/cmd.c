@@ -3,9 +3,10 @@
  *
  * Each dispatch gets its own descriptor set, allocated from pools owned by
  * the recording, so sets stay valid for every replay. After every dispatch,
- * fill and copy comes one global memory barrier: lucid-vk's passes are chains
- * of dependent kernels, and on lavapipe as on GPUs a barrier between
- * compute dispatches costs next to nothing compared with tracking buffers. */
+ * and after every run of fills and copies, comes one global memory barrier:
+ * lucid-vk's passes are chains of dependent kernels, and on lavapipe as on
+ * GPUs a barrier between compute dispatches costs next to nothing compared
+ * with tracking buffers. */
 #include <string.h>
 
 #include "vk/lvk_vk.h"
@@ -119,6 +120,7 @@ lvk_status lvk_cmd_begin(struct lvk_cmd *cmd)
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     LVK_VK_CHECK(vkBeginCommandBuffer(cmd->cb, &bi));
     cmd->recording = true;
+    cmd->fills_pending = cmd->copies_pending = false;
     cmd->nqueries = 0;
     if (cmd->query_pool) {
         vkCmdResetQueryPool(cmd->cb, cmd->query_pool, 0, cmd->max_queries);
@@ -131,6 +133,7 @@ lvk_status lvk_cmd_begin(struct lvk_cmd *cmd)
 lvk_status lvk_cmd_end(struct lvk_cmd *cmd)
 {
     LVK_ASSERT(cmd->recording);
+    lvk_cmd_flush(cmd);
     cmd->recording = false;
     LVK_VK_CHECK(vkEndCommandBuffer(cmd->cb));
     return LVK_OK;
@@ -213,6 +216,7 @@ lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
     struct lvk_ctx *ctx = cmd->ctx;
     LVK_ASSERT(cmd->recording);
     LVK_ASSERT(p != NULL);
+    lvk_cmd_flush(cmd);
     if (nbinds != p->nbindings)
         return lvk_fail(LVK_ERR_INVALID_ARG, "%s: shader %s expects %u buffers, got %u",
                         label ? label : "dispatch", lvk_shaders[p->shader].name, p->nbindings, nbinds);
@@ -314,28 +318,35 @@ void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label)
     LVK_ASSERT(cmd->recording);
     barrier(cmd);
     timestamp(cmd, label);
+    cmd->fills_pending = cmd->copies_pending = false;
+}
+
+void lvk_cmd_flush(struct lvk_cmd *cmd)
+{
+    if (cmd->fills_pending || cmd->copies_pending)
+        lvk_cmd_barrier(cmd, "fill");
 }
 
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value)
 {
-    lvk_cmd_fill_range(cmd, b, offset, size, value);
-    lvk_cmd_barrier(cmd, "fill");
-}
-
-void lvk_cmd_fill_range(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
-                        VkDeviceSize size, uint32_t value)
-{
     LVK_ASSERT(cmd->recording);
+    if (cmd->copies_pending)
+        lvk_cmd_flush(cmd);
     vkCmdFillBuffer(cmd->cb, b->buf, offset, size, value);
+    cmd->fills_pending = true;
 }
 
 void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
                           const VkBufferCopy *regions, uint32_t n)
 {
     LVK_ASSERT(cmd->recording);
-    if (n > 0)
-        vkCmdCopyBuffer(cmd->cb, src->buf, dst->buf, n, regions);
+    if (n == 0)
+        return;
+    if (cmd->fills_pending)
+        lvk_cmd_flush(cmd);
+    vkCmdCopyBuffer(cmd->cb, src->buf, dst->buf, n, regions);
+    cmd->copies_pending = true;
 }
 
 lvk_status lvk_cmd_timings(struct lvk_cmd *cmd, double *ms, uint32_t *count)

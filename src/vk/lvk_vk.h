@@ -172,6 +172,8 @@ struct lvk_cmd {
     int npools;
     int sets_left;           /* in the newest pool */
     bool recording;
+    bool fills_pending;      /* fills since the last barrier (lvk_cmd_fill) */
+    bool copies_pending;     /* copies since the last barrier */
     /* Timestamps: one query before the first and after every dispatch. */
     VkQueryPool query_pool;
     uint32_t nqueries, max_queries;
@@ -230,18 +232,21 @@ lvk_status lvk_cmd_record(struct lvk_cmd *cmd, lvk_status (*record)(struct lvk_c
  * on cmd->cb (VkFFT), and a timestamp labelled `label`. */
 void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label);
 
+/* Fills write disjoint ranges in lucid-vk's recordings (gradients zeroed
+ * together), and so do copies (a Concat's rows): the barrier after a run of
+ * fills, or of copies, waits until the next dispatch, FFT, explicit
+ * barrier, transfer of the other kind or the end of the recording, so the
+ * run shares one (timestamp "fill" where no explicit barrier names it). */
 /* Fills [offset, offset+size) with a 32-bit pattern (0 for zeroing
- * gradients), then a barrier. size VK_WHOLE_SIZE = to the end. */
+ * gradients). size VK_WHOLE_SIZE = to the end. */
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value);
-/* The same without the barrier: a batch of fills of disjoint ranges ends
- * with one lvk_cmd_barrier. */
-void lvk_cmd_fill_range(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
-                        VkDeviceSize size, uint32_t value);
-/* Copies regions between two buffers without the barrier: a batch of
- * copies that write disjoint ranges ends with one lvk_cmd_barrier. */
+/* Copies regions between two buffers. */
 void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const struct lvk_buf *src,
                           const VkBufferCopy *regions, uint32_t n);
+/* Records the barrier pending after fills and copies, if any: before work
+ * recorded directly on cmd->cb, or to close a timed span. */
+void lvk_cmd_flush(struct lvk_cmd *cmd);
 
 /* After a submit of a recording made with timestamps: time of dispatch i in
  * milliseconds, or -1 if unavailable. */

@@ -187,8 +187,8 @@ void lvk_test_op(const struct lvk_op_case *c)
          * planning lets it store (lvk_node.grad_store), or that leaves part
          * of it unwritten, shows in the comparison below. */
         for (int i = m->grad_first; i < m->grad_end; i++)
-            lvk_cmd_fill_range(zero, &m->bufs[i], 0, VK_WHOLE_SIZE, 0x7fc00000u);
-        lvk_cmd_barrier(zero, "fill");
+            lvk_cmd_fill(zero, &m->bufs[i], 0, VK_WHOLE_SIZE, 0x7fc00000u);
+        lvk_cmd_barrier(zero, "fill");   /* before the zeroing fills over them */
         lvk_graph_record_zero_grads(m, zero);
         assert_int_equal(lvk_cmd_end(zero), LVK_OK);
         assert_int_equal(lvk_cmd_begin(bwd), LVK_OK);
