@@ -762,7 +762,9 @@ static VkDeviceSize wino_scratch(int64_t h, lvk_status want)
                                         (const char *const[]){"y"}, 1, pads, 1), LVK_OK);
     assert_int_equal(lvk_graph_mark_output(m, "y"), LVK_OK);
     assert_int_equal(lvk_graph_finalize(m, &(struct lvk_model_opts){.fast_conv = 1}), want);
-    const VkDeviceSize bytes = m->scratch_size[0] + m->scratch_size[1];
+    VkDeviceSize bytes = 0;
+    for (int k = 0; k < LVK_MAX_SCRATCH; k++)
+        bytes += m->scratch[k] ? m->scratch[k]->size : 0;
     lvk_model_destroy(m);
     lvk_test_assert_no_validation();
     return bytes;

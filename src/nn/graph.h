@@ -249,10 +249,10 @@ struct lvk_model {
     bool *grad_zero;
     struct lvk_buf *ctrl;   /* struct lvk_ctrl */
     /* Scratch buffers any node may use within one of its passes
-     * (lvk_node_scratch): each as large as the largest request of a node
-     * that runs. What a dispatch leaves there, another node's overwrites:
-     * every dispatch ends with a barrier, so nodes never run side by side. */
-    VkDeviceSize scratch_size[LVK_MAX_SCRATCH];
+     * (lvk_node_scratch), or NULL: each as large as the largest request of
+     * a node that runs. What a dispatch leaves there, another node's
+     * overwrites: every dispatch ends with a barrier, so nodes never run
+     * side by side. */
     struct lvk_buf *scratch[LVK_MAX_SCRATCH];
 
     struct lvk_cmd *fwd_cmd;    /* forward, recorded on first use */
