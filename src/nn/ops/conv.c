@@ -466,64 +466,6 @@ static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struc
     return LVK_OK;
 }
 
-/* What conv2d_texel.comp does on storing (bias, activation, mask, add):
- * the output transform's part of a winograd pass's flags. */
-#define WINO_EPILOGUE (TX_BIAS | TX_BWD | TX_ACT | TX_MASK | TX_STORE | TX_RESID)
-
-/* The three passes; binds as conv_record's, aux too. */
-static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
-                              const struct conv_pass *pass, const struct lvk_bind *binds,
-                              const struct lvk_buf *aux, struct lvk_cmd *cmd, const char *label)
-{
-    struct lvk_ctx *ctx = m->ctx;
-    const uint32_t *s = pass->spec;
-    const uint32_t ci = s[TX_CI], co = s[TX_CO], nc = pass->wino.nc;
-    const uint32_t t = pass->wino.th * pass->wino.tw;
-    struct lvk_bind in = binds[1];   /* conv2d_wino_in.comp's XV4 */
-    in.format = pass->wino.w % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-
-    const uint32_t in_spec[] = {ci, pass->wino.h, pass->wino.w, pass->wino.tw, t, pass->wino.nt,
-                                nc, (uint32_t)pass->wino.pt, (uint32_t)pass->wino.pl};
-    const struct lvk_pipeline *pipe =
-        lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_IN, in_spec, LVK_ARRAY_LEN(in_spec));
-    if (!pipe)
-        return LVK_ERR_VULKAN;
-    LVK_CHECK(lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), in), 2, NULL, 0,
-                              (uint64_t)ci * nc / 4, "conv2d_wino_in"));
-
-    uint32_t spec[LVK_MAX_SPEC];
-    memcpy(spec, s, sizeof spec);
-    spec[TX_FLAGS] &= ~(uint32_t)WINO_EPILOGUE;
-    spec[TX_ACT_LO] = spec[TX_ACT_HI] = 0;   /* the epilogue's: one product pipeline */
-    pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_TEXEL, spec, pass->nspec);
-    if (!pipe)
-        return LVK_ERR_VULKAN;
-    struct lvk_bind v = {.buf = m->scratch[0], .format = pass->in_format};
-    LVK_CHECK(lvk_cmd_dispatch(cmd, pipe,
-                               LVK_BINDS(LVK_B(m->scratch[1]), v, LVK_B(n->extra[pass->wslot]),
-                                         v, LVK_B(m->ctrl)),
-                               5, NULL, 0, pass->groups[0], pass->groups[1], pass->groups[2],
-                               label));
-
-    const uint32_t out_spec[] = {co, pass->wino.oh, pass->wino.ow, pass->wino.tw, t,
-                                 pass->wino.nt, nc, s[TX_FLAGS] & WINO_EPILOGUE,
-                                 s[TX_ACT_LO], s[TX_ACT_HI]};
-    pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_OUT, out_spec, LVK_ARRAY_LEN(out_spec));
-    if (!pipe)
-        return LVK_ERR_VULKAN;
-    const struct lvk_bind mv = {.buf = m->scratch[1], .format = VK_FORMAT_R32G32B32A32_SFLOAT};
-    struct lvk_bind bias = mv;
-    if (pass->wino.bslot >= 0)
-        bias = (struct lvk_bind){.buf = n->extra[pass->wino.bslot], .format = VK_FORMAT_R32_SFLOAT};
-    const VkFormat aux_format =
-        pass->wino.ow % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-    return lvk_dispatch_1d(cmd, pipe,
-                           LVK_BINDS(binds[0], mv, bias,
-                                     aux ? lvk_texel_bind(aux, aux_format, true) : mv,
-                                     LVK_B(m->ctrl)),
-                           5, NULL, 0, (uint64_t)co * nc / 4, "conv2d_wino_out");
-}
-
 /* ---- choice ---------------------------------------------------------------------------- */
 
 /* Chooses the kernel family of one direction: texel where texel variants
@@ -699,37 +641,103 @@ static lvk_status conv_prepare(struct lvk_model *m, struct lvk_node *n)
 
 /* ---- record ------------------------------------------------------------------------- */
 
-/* binds: out, in, weights, bias and the residual (classic forward only);
- * for the texel kernel, aux: what it reads where it stores (laid out like
- * out), the activation output whose gradient mask the backward applies
- * (TX_MASK) or the Add operand the forward adds (TX_RESID), else NULL. */
-static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
-                              const struct conv_pass *pass, struct lvk_bind *binds,
-                              uint32_t nbinds, const struct lvk_buf *aux, struct lvk_cmd *cmd,
-                              const char *label)
+/* aux, laid out like a kernel's output, viewed as the kernel reads it where
+ * it stores: 4 columns per texel where it stores 4 at a time. */
+static struct lvk_bind store_view(const struct lvk_buf *aux, bool v4)
 {
-    if (pass->kind != CONV_CLASSIC) {
+    return lvk_texel_bind(aux, v4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT, true);
+}
+
+/* A classic or texel pass. binds: out, in, weights, bias and the residual
+ * (classic forward only); for the texel kernel, aux: what it reads where
+ * it stores (laid out like out), the activation output whose gradient mask
+ * the backward applies (TX_MASK) or the Add operand the forward adds
+ * (TX_RESID), else NULL. */
+static lvk_status direct_record(struct lvk_model *m, const struct lvk_node *n,
+                                const struct conv_pass *pass, struct lvk_bind *binds,
+                                uint32_t nbinds, const struct lvk_buf *aux, struct lvk_cmd *cmd,
+                                const char *label)
+{
+    if (pass->kind == CONV_TEXEL) {
         binds[1].format = pass->in_format;
         binds[2] = (struct lvk_bind)LVK_B(n->extra[pass->wslot]);
-        /* aux is read where the kernel stores: 4 columns at a time when it
-         * stores so (the shader's YV4). Without aux, the binding is there
-         * but unread. */
+        /* Without aux, the binding is there but unread. */
         const uint32_t *s = pass->spec;
-        bool yv4 = s[TX_PW] % 4 + s[TX_OW] % 4 == 0;
-        binds[3] = aux ? lvk_texel_bind(aux, yv4 ? VK_FORMAT_R32G32B32A32_SFLOAT
-                                                 : VK_FORMAT_R32_SFLOAT, true)
-                       : binds[1];
+        binds[3] = aux ? store_view(aux, s[TX_PW] % 4 + s[TX_OW] % 4 == 0) : binds[1];
         binds[4] = (struct lvk_bind)LVK_B(m->ctrl);
         nbinds = 5;
     }
-    if (pass->kind == CONV_WINOGRAD)
-        return wino_record(m, n, pass, binds, aux, cmd, label);
     const struct lvk_pipeline *pipe = lvk_pipeline_get(m->ctx, pass->shader, pass->spec,
                                                        pass->nspec);
     if (!pipe)
         return LVK_ERR_VULKAN;
     return lvk_cmd_dispatch(cmd, pipe, binds, nbinds, NULL, 0, pass->groups[0], pass->groups[1],
                             pass->groups[2], label);
+}
+
+/* What conv2d_texel.comp does on storing (bias, activation, mask, add):
+ * the output transform's part of a winograd pass's flags. */
+#define WINO_EPILOGUE (TX_BIAS | TX_BWD | TX_ACT | TX_MASK | TX_STORE | TX_RESID)
+
+/* A winograd pass's three dispatches, from in into out; aux as for the
+ * texel kernel. */
+static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
+                              const struct conv_pass *pass, const struct lvk_buf *out,
+                              const struct lvk_buf *in, const struct lvk_buf *aux,
+                              struct lvk_cmd *cmd, const char *label)
+{
+    struct lvk_ctx *ctx = m->ctx;
+    const uint32_t *s = pass->spec;
+    const uint32_t ci = s[TX_CI], co = s[TX_CO], nc = pass->wino.nc;
+    const uint32_t t = pass->wino.th * pass->wino.tw;
+    /* conv2d_wino_in.comp's XV4. */
+    const struct lvk_bind inv = {
+        .buf = in,
+        .format = pass->wino.w % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT};
+    const uint32_t in_spec[] = {ci, pass->wino.h, pass->wino.w, pass->wino.tw, t, pass->wino.nt,
+                                nc, (uint32_t)pass->wino.pt, (uint32_t)pass->wino.pl};
+    const struct lvk_pipeline *pipe =
+        lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_IN, in_spec, LVK_ARRAY_LEN(in_spec));
+    if (!pipe)
+        return LVK_ERR_VULKAN;
+    LVK_CHECK(lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), inv), 2, NULL, 0,
+                              (uint64_t)ci * nc / 4, "conv2d_wino_in"));
+
+    /* The products: the texel pass the plan holds, without the epilogue
+     * (nor its activation bounds: one pipeline for layers differing in them). */
+    struct conv_pass prod = *pass;
+    prod.kind = CONV_TEXEL;
+    prod.spec[TX_FLAGS] &= ~(uint32_t)WINO_EPILOGUE;
+    prod.spec[TX_ACT_LO] = prod.spec[TX_ACT_HI] = 0;
+    struct lvk_bind pb[5] = {LVK_B(m->scratch[1]), LVK_B(m->scratch[0])};
+    LVK_CHECK(direct_record(m, n, &prod, pb, 2, NULL, cmd, label));
+
+    const uint32_t out_spec[] = {co, pass->wino.oh, pass->wino.ow, pass->wino.tw, t,
+                                 pass->wino.nt, nc, s[TX_FLAGS] & WINO_EPILOGUE,
+                                 s[TX_ACT_LO], s[TX_ACT_HI]};
+    pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_OUT, out_spec, LVK_ARRAY_LEN(out_spec));
+    if (!pipe)
+        return LVK_ERR_VULKAN;
+    const struct lvk_bind mv = {.buf = m->scratch[1], .format = VK_FORMAT_R32G32B32A32_SFLOAT};
+    struct lvk_bind bias = mv;   /* bound, read only with a bias */
+    if (pass->wino.bslot >= 0)
+        bias = (struct lvk_bind){.buf = n->extra[pass->wino.bslot], .format = VK_FORMAT_R32_SFLOAT};
+    return lvk_dispatch_1d(cmd, pipe,
+                           LVK_BINDS(LVK_B(out), mv, bias,
+                                     aux ? store_view(aux, pass->wino.ow % 4 == 0) : mv,
+                                     LVK_B(m->ctrl)),
+                           5, NULL, 0, (uint64_t)co * nc / 4, "conv2d_wino_out");
+}
+
+/* Records a pass of either direction: binds and aux as direct_record's. */
+static lvk_status conv_record(struct lvk_model *m, const struct lvk_node *n,
+                              const struct conv_pass *pass, struct lvk_bind *binds,
+                              uint32_t nbinds, const struct lvk_buf *aux, struct lvk_cmd *cmd,
+                              const char *label)
+{
+    if (pass->kind == CONV_WINOGRAD)
+        return wino_record(m, n, pass, binds[0].buf, binds[1].buf, aux, cmd, label);
+    return direct_record(m, n, pass, binds, nbinds, aux, cmd, label);
 }
 
 static lvk_status conv_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
