@@ -445,6 +445,18 @@ static struct value_reads *count_reads(const struct lvk_model *m)
     return r;
 }
 
+/* The Relu/ReLU6 that alone reads value v, as its input, where v is not
+ * requested: a producer of v that can clamp may apply it. Else -1. */
+static int sole_clamp(const struct lvk_model *m, const bool *requested,
+                      const struct value_reads *reads, int v)
+{
+    if (requested[v] || reads[v].count != 1 || reads[v].input != 0)
+        return -1;
+    const struct lvk_node *a = &m->nodes[reads[v].node];
+    float lo, hi;
+    return a->def->clamp_bounds && a->def->clamp_bounds(a, &lo, &hi) ? reads[v].node : -1;
+}
+
 /* Fuses each Relu/ReLU6 into the Conv before it where nothing else reads
  * the Conv's output: the Conv clamps as it stores, so the pre-activation
  * tensor is never written or allocated and the activation's forward pass
@@ -458,20 +470,7 @@ static struct value_reads *count_reads(const struct lvk_model *m)
  * writes the gradient of the activation's input, saving a pass that reads
  * and writes a whole gradient; y then has no gradient buffer. The reader
  * computes each element of y's gradient whole, so the mask, which may
- * depend on the gradient's sign (lvk_relu_mode), sees the final value.
- * LVK_NO_FUSE=1 turns fusion off (for comparisons). */
-/* The Relu/ReLU6 that alone reads value v, as its input, where v is not
- * requested: a producer of v that can clamp may apply it. Else -1. */
-static int sole_clamp(const struct lvk_model *m, const bool *requested,
-                      const struct value_reads *reads, int v)
-{
-    if (requested[v] || reads[v].count != 1 || reads[v].input != 0)
-        return -1;
-    const struct lvk_node *a = &m->nodes[reads[v].node];
-    float lo, hi;
-    return a->def->clamp_bounds && a->def->clamp_bounds(a, &lo, &hi) ? reads[v].node : -1;
-}
-
+ * depend on the gradient's sign (lvk_relu_mode), sees the final value. */
 static void fuse_activations(struct lvk_model *m, const bool *requested,
                              const struct value_reads *reads)
 {
