@@ -512,6 +512,17 @@ static void test_expand(void **state)
                             .in_data = {NULL, I64S(2, 1, 4, 1)},
                             .ref = ref_expand, .user = &y};
     check(&c);
+
+    /* Rows of 8 floats broadcast over batch and height: four elements per
+     * invocation forward (a step reading its source twice is no copy, so
+     * lavapipe runs it on view_copy.comp too). */
+    struct lvk_shape y4 = SHAPE(2, 13, 3, 8);
+    struct lvk_op_case c4 = {.op_type = "Expand", .ninputs = 2,
+                             .in_shape = {SHAPE(1, 13, 1, 8), SHAPE(4)},
+                             .in_kind = {LVK_IN_RUNTIME, LVK_IN_CONST_I64},
+                             .in_data = {NULL, I64S(2, 13, 3, 8)},
+                             .ref = ref_expand, .user = &y4};
+    check(&c4);
 }
 
 int main(void)
