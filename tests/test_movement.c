@@ -3,13 +3,16 @@
  * references in double, forward and backward, on awkward shapes: batch 2,
  * 13 channels, odd sizes, negative axes, steps and indices, pads larger
  * than the axis they copy. */
+#include <math.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "support/devbuf.h"
 #include "support/op_harness.h"
 
 #define SHAPE(...) {sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t), {__VA_ARGS__}}
@@ -323,6 +326,86 @@ static void test_concat_copies(void **state)
     concat_steps(1, 3);
 }
 
+/* A Concat of Relu, Sigmoid and Tanh of one input x [2, 4, 3, 5], of which
+ * callers read only channels [lo, hi) (lvk_graph_need_channels); with
+ * `reread`, a Sigmoid of the concatenation is requested too, so all of it is
+ * read. Checks which branches run (want: Relu, Sigmoid, Tanh), the channels
+ * read against the functions themselves, and the input gradient of the sum
+ * of those channels against the derivatives of the branches that hold
+ * them. */
+static void concat_part(int64_t lo, int64_t hi, bool reread, const bool want[3])
+{
+    enum { N = 2, C = 4, HW = 15, K = N * C * HW };
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(ctx, "concat_part", &m), LVK_OK);
+    const struct lvk_shape s = SHAPE(N, C, 3, 5);
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &s) >= 0);
+    const char *const ops[3] = {"Relu", "Sigmoid", "Tanh"}, *const br[3] = {"a", "b", "c"};
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(lvk_graph_add_node(m, ops[k], ops[k], (const char *const[]){"x"}, 1,
+                                            &br[k], 1, NULL, 0), LVK_OK);
+    const struct lvk_attr a1[] = {INT("axis", 1)};
+    assert_int_equal(lvk_graph_add_node(m, "Concat", "cat", br, 3, (const char *const[]){"y"}, 1,
+                                        a1, 1), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Sigmoid", "reread", (const char *const[]){"y"}, 1,
+                                        (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
+    lvk_graph_need_channels(m, lvk_graph_find(m, "y"), lo, hi);
+    const char *const outs[2] = {"y", "z"};
+    const struct lvk_model_opts mo = {.outputs = outs, .noutputs = reread ? 2 : 1, .gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &mo), LVK_OK);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(lvk_graph_node_runs(m, &m->nodes[k], false), want[k]);
+    /* The Relu's backward is the Concat's (fuse_activations). */
+    for (int k = 1; k < 3; k++)
+        assert_int_equal(lvk_graph_node_runs(m, &m->nodes[k], true), want[k]);
+
+    float x[K], y[3 * K], seed[3 * K] = {0}, g[K];
+    unsigned rs = 7;
+    fill(x, K, &rs, -2, 2);
+    assert_int_equal(lvk_model_set_input(m, "x", x, K), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    assert_int_equal(lvk_model_read(m, "y", y, 3 * K), LVK_OK);
+    for (int b = 0; b < N; b++)
+        for (int64_t c = lo; c < hi && c < 3 * C; c++)
+            for (int p = 0; p < HW; p++)
+                seed[(b * 3 * C + c) * HW + p] = 1;
+    assert_int_equal(lvk_model_backward(m, "y", seed, 3 * K, g, K), LVK_OK);
+    for (int b = 0; b < N; b++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < HW; p++) {
+                const int i = (b * C + c) * HW + p;
+                const double v = x[i], sg = 1 / (1 + exp(-v)), th = tanh(v);
+                const double f[3] = {v > 0 ? v : 0, sg, th};
+                const double df[3] = {v > 0 ? 1 : 0, sg * (1 - sg), 1 - th * th};
+                double want_g = 0;
+                for (int k = 0; k < 3; k++) {
+                    const int64_t ch = k * C + c;
+                    if (ch < lo || ch >= hi)
+                        continue;
+                    assert_float_equal(y[(b * 3 * C + ch) * HW + p], f[k], 1e-6);
+                    want_g += df[k];
+                }
+                assert_float_equal(g[i], want_g, 1e-6);
+            }
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
+/* Only the inputs that hold the channels read run, forward and backward;
+ * a range across two inputs needs both; a reader of the whole
+ * concatenation, or a range past its channels, restricts nothing. */
+static void test_concat_part(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    concat_part(5, 7, false, (const bool[]){false, true, false});
+    concat_part(3, 5, false, (const bool[]){true, true, false});
+    concat_part(8, 12, false, (const bool[]){false, false, true});
+    concat_part(5, 7, true, (const bool[]){true, true, true});
+    concat_part(11, 13, false, (const bool[]){true, true, true});
+}
+
 static void test_split(void **state)
 {
     if (!lvk_test_ctx())
@@ -530,6 +613,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_concat_copies),
+        cmocka_unit_test(test_concat_part),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_slice),
         cmocka_unit_test(test_transpose),

@@ -639,9 +639,13 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
                 n->needed = true;
         if (!n->needed)
             continue;
+        /* Nodes run in order, so every reader of a value comes before its
+         * producer here: one that reads it whole has cleared its part. */
         for (int k = 0; k < n->ninputs; k++)
-            if (n->inputs[k] >= 0)
+            if (n->inputs[k] >= 0 && (!n->def->needs_input || n->def->needs_input(m, n, k))) {
                 m->values[n->inputs[k]].needed = true;
+                m->values[n->inputs[k]].part = false;
+            }
     }
 
     /* Which values carry gradients: runtime floats downstream of a graph input. */
@@ -829,6 +833,14 @@ static lvk_status upload(struct lvk_model *m)
         }
     }
     return LVK_OK;
+}
+
+void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
+{
+    LVK_ASSERT(!m->planned);
+    m->values[v].part = true;
+    m->values[v].part_lo = lo;
+    m->values[v].part_hi = hi;
 }
 
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts)

@@ -86,6 +86,11 @@ struct lvk_value {
                          * (requested outputs, lvk_graph_seed_target): it is
                          * always zeroed and added to (lvk_node.grad_store) */
     int alias_of;       /* value whose buffers this one shares, or -1 */
+    /* Of a requested value, callers read only channels [part_lo, part_hi)
+     * along axis 1 (lvk_graph_need_channels); planning clears it where a
+     * node that runs reads the value. */
+    bool part;
+    int64_t part_lo, part_hi;
     struct lvk_buf *buf;    /* device data, NULL if not on the device */
     struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
 };
@@ -202,6 +207,10 @@ struct lvk_op_def {
      * operand of Add with the output's shape), so the two may share a
      * buffer (lvk_node.grad_shared). NULL: never. Called after prepare(). */
     bool (*passes_grad)(const struct lvk_model *m, const struct lvk_node *n, int k);
+    /* Whether input k is needed to compute what is read of the outputs
+     * (lvk_value.part): a Concat needs no input outside the channels read.
+     * NULL: every input. Called after prepare(). */
+    bool (*needs_input)(const struct lvk_model *m, const struct lvk_node *n, int k);
 };
 
 /* How Relu-like ops (Relu, Clip with min 0) propagate gradients; read by
@@ -280,6 +289,14 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
                               const struct lvk_attr *attrs, int nattrs);
 lvk_status lvk_graph_mark_output(struct lvk_model *m, const char *name);
 int lvk_graph_find(const struct lvk_model *m, const char *name);
+
+/* Before lvk_graph_finalize: of value v, which the caller requests as an
+ * output, it will read only channels [lo, hi) along axis 1. Nodes that feed
+ * only other channels then do not run (a Concat's other inputs: an
+ * inception block's other branches, for a channel objective), and those
+ * channels of v are left undefined. A range that turns out to lie outside
+ * v's channels restricts nothing. */
+void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi);
 
 /* Prepares, folds, plans and allocates; see struct lvk_model_opts. */
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts);

@@ -163,6 +163,25 @@ static bool concat_grad_whole(const struct lvk_node *n, int k)
     return true;
 }
 
+/* Along axis 1, an input whose channels lie outside those read of the
+ * output (lvk_value.part) is not needed: its copies are skipped, as it has
+ * no buffer (lvk_view_fwd, lvk_view_bwd). */
+static bool concat_needs_input(const struct lvk_model *m, const struct lvk_node *n, int k)
+{
+    const struct lvk_value *y = &m->values[n->outputs[0]];
+    const int r = y->shape.ndim;
+    int64_t axis = lvk_attr_int(n, "axis", 1);
+    if (axis < 0)
+        axis += r;
+    if (!y->part || axis != 1 || y->part_lo < 0 || y->part_lo >= y->part_hi ||
+        y->part_hi > y->shape.d[1])
+        return true;
+    int64_t at = 0;
+    for (int j = 0; j < k; j++)
+        at += m->values[n->inputs[j]].shape.d[1];
+    return at < y->part_hi && at + m->values[n->inputs[k]].shape.d[1] > y->part_lo;
+}
+
 static const struct lvk_op_def concat_def = {
     .op_type = "Concat",
     .prepare = concat_prepare,
@@ -171,6 +190,7 @@ static const struct lvk_op_def concat_def = {
     .bwd = lvk_view_bwd,
     .fuses_clamp_bwd = concat_grad_whole,
     .stores_grad = concat_grad_whole,
+    .needs_input = concat_needs_input,
 };
 
 static const struct lvk_op_def split_def = {
