@@ -909,6 +909,36 @@ static void test_tensors(void **state)
     lvk_model_destroy(m);
 }
 
+/* The channels the terms read of each tensor (lvk_objective_channels):
+ * the hull of those named, everything where a term reads every channel,
+ * class(k) counted on the graph's first output. */
+static void channels_are(const struct lvk_model *m, const char *text, const char *name,
+                         int64_t lo, int64_t hi)
+{
+    struct lvk_objective *o = parse_ok(text);
+    int64_t got_lo = -1, got_hi = -1;
+    lvk_objective_channels(o, m, name, &got_lo, &got_hi);
+    assert_int_equal(got_lo, lo);
+    assert_int_equal(got_hi, hi);
+    lvk_objective_destroy(o);
+}
+
+static void test_channels_read(void **state)
+{
+    (void)state;
+    channels_are(NULL, "channel(A, 3)@0 + channel(A, 7)@1 - tv", "A", 3, 8);
+    channels_are(NULL, "neuron(A, 5, 1, 2) + 2*group(A, [9-11, 4])", "A", 4, 12);
+    channels_are(NULL, "channel(A, 3) + channel(B, 40)", "B", 40, 41);
+    channels_are(NULL, "channel(A, 3) + 100*diversity(A)", "A", 0, INT64_MAX);
+    channels_are(NULL, "channel(A, 3) - layer(A)", "A", 0, INT64_MAX);
+    channels_are(NULL, "channel(A, 3)", "B", 0, INT64_MAX);
+    if (!lvk_test_ctx())
+        return;
+    struct lvk_model *m = small_model(2, 4, 3, 3);
+    channels_are(m, "class(2) + class(0, blk/act:0)", "blk/act:0", 0, 3);
+    lvk_model_destroy(m);
+}
+
 /* Binding `text` must fail with `status` and a message holding each of
  * the strings in `what` (NULL-terminated). */
 static void bind_bad(struct lvk_model *m, int B, const char *text, lvk_status status,
@@ -987,6 +1017,7 @@ int main(void)
         cmocka_unit_test(test_values_combined),
         cmocka_unit_test(test_conv_relu_end_to_end),
         cmocka_unit_test(test_tensors),
+        cmocka_unit_test(test_channels_read),
         cmocka_unit_test(test_bind_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

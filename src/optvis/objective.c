@@ -689,6 +689,41 @@ lvk_status lvk_objective_tensors(const struct lvk_objective *o, const struct lvk
     return LVK_OK;
 }
 
+void lvk_objective_channels(const struct lvk_objective *o, const struct lvk_model *m,
+                            const char *name, int64_t *lo, int64_t *hi)
+{
+    *lo = INT64_MAX;
+    *hi = INT64_MIN;
+    for (int i = 0; i < o->nterms; i++) {
+        const struct lvk_term *t = &o->terms[i];
+        const char *tn = lvk_term_on_image(t->kind) ? NULL : term_tensor(t, m);
+        if (!tn || strcmp(tn, name) != 0)
+            continue;
+        switch (t->kind) {
+        case LVK_TERM_CHANNEL:
+        case LVK_TERM_NEURON:
+        case LVK_TERM_CLASS:
+            *lo = LVK_MIN(*lo, (int64_t)t->channel);
+            *hi = LVK_MAX(*hi, (int64_t)t->channel + 1);
+            break;
+        case LVK_TERM_GROUP:
+            for (int k = 0; k < t->nchannels; k++) {
+                *lo = LVK_MIN(*lo, (int64_t)t->channels[k]);
+                *hi = LVK_MAX(*hi, (int64_t)t->channels[k] + 1);
+            }
+            break;
+        default:
+            *lo = 0;
+            *hi = INT64_MAX;
+            return;
+        }
+    }
+    if (*lo >= *hi) { /* no term reads it */
+        *lo = 0;
+        *hi = INT64_MAX;
+    }
+}
+
 /* Resolves a model term's tensor; fills op->value, c, s and checks the
  * batch dimension and that the tensor has device data and a gradient. */
 static lvk_status resolve_tensor(const struct lvk_objective *o, const struct lvk_term *t,

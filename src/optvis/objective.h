@@ -165,6 +165,13 @@ void lvk_objective_destroy(struct lvk_objective *o);
 lvk_status lvk_objective_tensors(const struct lvk_objective *o, const struct lvk_model *m,
                                  const char **names, int max, int *count);
 
+/* The channels (axis 1) the objective's terms read of tensor `name`: the
+ * smallest range [*lo, *hi) holding them all, or [0, INT64_MAX) where a
+ * term reads every channel (layer, deepdream, direction, diversity). For
+ * lvk_graph_need_channels; `m` as for lvk_objective_tensors. */
+void lvk_objective_channels(const struct lvk_objective *o, const struct lvk_model *m,
+                            const char *name, int64_t *lo, int64_t *hi);
+
 /* ---- device side ----------------------------------------------------------------- */
 
 /* A term resolved against a model and image size by lvk_objective_bind
