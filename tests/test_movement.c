@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -326,84 +327,109 @@ static void test_concat_copies(void **state)
     concat_steps(1, 3);
 }
 
-/* A Concat of Relu, Sigmoid and Tanh of one input x [2, 4, 3, 5], of which
- * callers read only channels [lo, hi) (lvk_graph_need_channels); with
- * `reread`, a Sigmoid of the concatenation is requested too, so all of it is
- * read. Checks which branches run (want: Relu, Sigmoid, Tanh), the channels
- * read against the functions themselves, and the input gradient of the sum
- * of those channels against the derivatives of the branches that hold
- * them. */
-static void concat_part(int64_t lo, int64_t hi, bool reread, const bool want[3])
+/* A Concat of Relu, Sigmoid and Tanh of one input x [2, 4, 3, 5] along
+ * `axis`, of which callers read only channels (axis 1) [lo, hi)
+ * (lvk_graph_need_channels); `also`, when not NULL, is requested too and
+ * read whole: "z", a Sigmoid of the concatenation, or "a", the Relu branch.
+ * Checks which branches run (want: Relu, Sigmoid, Tanh), the channels read
+ * against the functions themselves, and the input gradient of the sum of
+ * those channels against the derivatives of the branches that hold them. */
+struct part_case {
+    int64_t lo, hi;
+    int axis;           /* 1, -3 (the same), or 2 (along H: nothing to skip) */
+    const char *also;
+    bool want[3];
+};
+
+static void concat_part(const struct part_case *t)
 {
-    enum { N = 2, C = 4, HW = 15, K = N * C * HW };
+    enum { N = 2, C = 4, R = 3, W = 5, K = N * C * R * W };
     struct lvk_ctx *ctx = lvk_test_ctx();
     struct lvk_model *m = NULL;
     assert_int_equal(lvk_graph_create(ctx, "concat_part", &m), LVK_OK);
-    const struct lvk_shape s = SHAPE(N, C, 3, 5);
+    const struct lvk_shape s = SHAPE(N, C, R, W);
     assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &s) >= 0);
     const char *const ops[3] = {"Relu", "Sigmoid", "Tanh"}, *const br[3] = {"a", "b", "c"};
     for (int k = 0; k < 3; k++)
         assert_int_equal(lvk_graph_add_node(m, ops[k], ops[k], (const char *const[]){"x"}, 1,
                                             &br[k], 1, NULL, 0), LVK_OK);
-    const struct lvk_attr a1[] = {INT("axis", 1)};
+    const struct lvk_attr a1[] = {INT("axis", t->axis)};
     assert_int_equal(lvk_graph_add_node(m, "Concat", "cat", br, 3, (const char *const[]){"y"}, 1,
                                         a1, 1), LVK_OK);
     assert_int_equal(lvk_graph_add_node(m, "Sigmoid", "reread", (const char *const[]){"y"}, 1,
                                         (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
-    lvk_graph_need_channels(m, lvk_graph_find(m, "y"), lo, hi);
-    const char *const outs[2] = {"y", "z"};
-    const struct lvk_model_opts mo = {.outputs = outs, .noutputs = reread ? 2 : 1, .gradients = 1};
+    lvk_graph_need_channels(m, lvk_graph_find(m, "y"), t->lo, t->hi);
+    const char *const outs[2] = {"y", t->also};
+    const struct lvk_model_opts mo = {.outputs = outs, .noutputs = t->also ? 2 : 1, .gradients = 1};
     assert_int_equal(lvk_graph_finalize(m, &mo), LVK_OK);
     for (int k = 0; k < 3; k++)
-        assert_int_equal(lvk_graph_node_runs(m, &m->nodes[k], false), want[k]);
-    /* The Relu's backward is the Concat's (fuse_activations). */
+        assert_int_equal(lvk_graph_node_runs(m, &m->nodes[k], false), t->want[k]);
+    /* The Relu's backward is the Concat's where fused (fuse_activations). */
     for (int k = 1; k < 3; k++)
-        assert_int_equal(lvk_graph_node_runs(m, &m->nodes[k], true), want[k]);
+        assert_int_equal(lvk_graph_node_runs(m, &m->nodes[k], true), t->want[k]);
 
+    /* y's channel count and where branch k's element (b, c, r, w) lies in y. */
+    const bool along_c = t->axis != 2;
+    const int yc = along_c ? 3 * C : C;
+#define Y_AT(k, b, c, r, w)                                                                \
+    (along_c ? (((b) * 3 * C + (k) * C + (c)) * R + (r)) * W + (w)                         \
+             : (((b) * C + (c)) * 3 * R + (k) * R + (r)) * W + (w))
     float x[K], y[3 * K], seed[3 * K] = {0}, g[K];
     unsigned rs = 7;
     fill(x, K, &rs, -2, 2);
     assert_int_equal(lvk_model_set_input(m, "x", x, K), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
     assert_int_equal(lvk_model_read(m, "y", y, 3 * K), LVK_OK);
-    for (int b = 0; b < N; b++)
-        for (int64_t c = lo; c < hi && c < 3 * C; c++)
-            for (int p = 0; p < HW; p++)
-                seed[(b * 3 * C + c) * HW + p] = 1;
+    for (int i = 0; i < 3 * K; i++) /* y's channel of element i */
+        if (i / (3 * K / N / yc) % yc >= t->lo && i / (3 * K / N / yc) % yc < t->hi)
+            seed[i] = 1;
     assert_int_equal(lvk_model_backward(m, "y", seed, 3 * K, g, K), LVK_OK);
     for (int b = 0; b < N; b++)
         for (int c = 0; c < C; c++)
-            for (int p = 0; p < HW; p++) {
-                const int i = (b * C + c) * HW + p;
+            for (int p = 0; p < R * W; p++) {
+                const int i = (b * C + c) * R * W + p;
                 const double v = x[i], sg = 1 / (1 + exp(-v)), th = tanh(v);
                 const double f[3] = {v > 0 ? v : 0, sg, th};
                 const double df[3] = {v > 0 ? 1 : 0, sg * (1 - sg), 1 - th * th};
                 double want_g = 0;
                 for (int k = 0; k < 3; k++) {
-                    const int64_t ch = k * C + c;
-                    if (ch < lo || ch >= hi)
+                    const int at = Y_AT(k, b, c, p / W, p % W);
+                    if (seed[at] == 0)
                         continue;
-                    assert_float_equal(y[(b * 3 * C + ch) * HW + p], f[k], 1e-6);
+                    assert_float_equal(y[at], f[k], 1e-6);
                     want_g += df[k];
                 }
                 assert_float_equal(g[i], want_g, 1e-6);
             }
+#undef Y_AT
     lvk_model_destroy(m);
     lvk_test_assert_no_validation();
 }
 
-/* Only the inputs that hold the channels read run, forward and backward;
- * a range across two inputs needs both; a reader of the whole
- * concatenation, or a range past its channels, restricts nothing. */
+/* Only the inputs that hold the channels read run, forward and backward,
+ * with the activations fused or not; a range across two inputs needs both.
+ * A reader of the whole concatenation, a range past its channels or a
+ * Concat along another axis restricts nothing; a skipped input that is
+ * requested itself runs. */
 static void test_concat_part(void **state)
 {
     if (!lvk_test_ctx())
         skip();
-    concat_part(5, 7, false, (const bool[]){false, true, false});
-    concat_part(3, 5, false, (const bool[]){true, true, false});
-    concat_part(8, 12, false, (const bool[]){false, false, true});
-    concat_part(5, 7, true, (const bool[]){true, true, true});
-    concat_part(11, 13, false, (const bool[]){true, true, true});
+    static const struct part_case cases[] = {
+        {5, 7, 1, NULL, {false, true, false}},
+        {3, 5, 1, NULL, {true, true, false}},
+        {8, 12, -3, NULL, {false, false, true}},
+        {5, 7, 1, "z", {true, true, true}},
+        {5, 7, 1, "a", {true, true, false}},
+        {11, 13, 1, NULL, {true, true, true}},
+        {1, 2, 2, NULL, {true, true, true}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        concat_part(&cases[i]);
+    setenv("LVK_NO_FUSE", "1", 1);
+    concat_part(&cases[0]);
+    concat_part(&cases[1]);
+    unsetenv("LVK_NO_FUSE");
 }
 
 static void test_split(void **state)

@@ -927,10 +927,12 @@ static void test_channels_read(void **state)
 {
     (void)state;
     channels_are(NULL, "channel(A, 3)@0 + channel(A, 7)@1 - tv", "A", 3, 8);
-    channels_are(NULL, "neuron(A, 5, 1, 2) + 2*group(A, [9-11, 4])", "A", 4, 12);
+    channels_are(NULL, "channel(A, 7) + neuron(A, 2, 1, 2)", "A", 2, 8);
+    channels_are(NULL, "2*group(A, [9-11, 4])", "A", 4, 12);
     channels_are(NULL, "channel(A, 3) + channel(B, 40)", "B", 40, 41);
     channels_are(NULL, "channel(A, 3) + 100*diversity(A)", "A", 0, INT64_MAX);
     channels_are(NULL, "channel(A, 3) - layer(A)", "A", 0, INT64_MAX);
+    channels_are(NULL, "direction(A, d.npy)", "A", 0, INT64_MAX);
     channels_are(NULL, "channel(A, 3)", "B", 0, INT64_MAX);
     if (!lvk_test_ctx())
         return;
