@@ -188,6 +188,7 @@ static int add_value(struct lvk_model *m, const char *name, enum lvk_dtype dt,
         v->shape = *shape;
     v->producer = -1;
     v->alias_of = -1;
+    v->read_hi = INT64_MAX;
     return m->nvalues++;
 }
 
@@ -640,11 +641,12 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         if (!n->needed)
             continue;
         /* Nodes run in order, so every reader of a value comes before its
-         * producer here: one that reads it whole has cleared its part. */
+         * producer here: one that reads it whole has widened its channels. */
         for (int k = 0; k < n->ninputs; k++)
             if (n->inputs[k] >= 0 && (!n->def->needs_input || n->def->needs_input(m, n, k))) {
                 m->values[n->inputs[k]].needed = true;
-                m->values[n->inputs[k]].part = false;
+                m->values[n->inputs[k]].read_lo = 0;
+                m->values[n->inputs[k]].read_hi = INT64_MAX;
             }
     }
 
@@ -838,9 +840,8 @@ static lvk_status upload(struct lvk_model *m)
 void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
 {
     LVK_ASSERT(!m->planned);
-    m->values[v].part = true;
-    m->values[v].part_lo = lo;
-    m->values[v].part_hi = hi;
+    m->values[v].read_lo = lo;
+    m->values[v].read_hi = hi;
 }
 
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts)

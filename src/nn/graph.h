@@ -86,11 +86,10 @@ struct lvk_value {
                          * (requested outputs, lvk_graph_seed_target): it is
                          * always zeroed and added to (lvk_node.grad_store) */
     int alias_of;       /* value whose buffers this one shares, or -1 */
-    /* Of a requested value, callers read only channels [part_lo, part_hi)
-     * along axis 1 (lvk_graph_need_channels); planning clears it where a
-     * node that runs reads the value. */
-    bool part;
-    int64_t part_lo, part_hi;
+    /* The channels along axis 1 that are read: [0, INT64_MAX), all, unless
+     * a caller narrowed a requested value (lvk_graph_need_channels) and no
+     * node that runs reads it whole (planning widens it back). */
+    int64_t read_lo, read_hi;
     struct lvk_buf *buf;    /* device data, NULL if not on the device */
     struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
 };
@@ -208,7 +207,8 @@ struct lvk_op_def {
      * buffer (lvk_node.grad_shared). NULL: never. Called after prepare(). */
     bool (*passes_grad)(const struct lvk_model *m, const struct lvk_node *n, int k);
     /* Whether input k is needed to compute what is read of the outputs
-     * (lvk_value.part): a Concat needs no input outside the channels read.
+     * (lvk_value.read_lo, read_hi): a Concat needs no input outside the
+     * channels read.
      * NULL: every input. Called after prepare(). */
     bool (*needs_input)(const struct lvk_model *m, const struct lvk_node *n, int k);
 };

@@ -164,22 +164,20 @@ static bool concat_grad_whole(const struct lvk_node *n, int k)
 }
 
 /* Along axis 1, an input whose channels lie outside those read of the
- * output (lvk_value.part) is not needed: its copies are skipped, as it has
- * no buffer (lvk_view_fwd, lvk_view_bwd). */
+ * output (lvk_value.read_lo, read_hi) is not needed: its copies are
+ * skipped, as it has no buffer (lvk_view_fwd, lvk_view_bwd). A range that
+ * is empty or reaches past the channels restricts nothing. */
 static bool concat_needs_input(const struct lvk_model *m, const struct lvk_node *n, int k)
 {
     const struct lvk_value *y = &m->values[n->outputs[0]];
-    const int r = y->shape.ndim;
-    int64_t axis = lvk_attr_int(n, "axis", 1);
-    if (axis < 0)
-        axis += r;
-    if (!y->part || axis != 1 || y->part_lo < 0 || y->part_lo >= y->part_hi ||
-        y->part_hi > y->shape.d[1])
+    int axis;
+    if (lvk_view_axis(m, n, lvk_attr_int(n, "axis", 1), y->shape.ndim, "axis", &axis) != LVK_OK ||
+        axis != 1 || y->read_lo < 0 || y->read_lo >= y->read_hi || y->read_hi > y->shape.d[1])
         return true;
     int64_t at = 0;
     for (int j = 0; j < k; j++)
         at += m->values[n->inputs[j]].shape.d[1];
-    return at < y->part_hi && at + m->values[n->inputs[k]].shape.d[1] > y->part_lo;
+    return at < y->read_hi && at + m->values[n->inputs[k]].shape.d[1] > y->read_lo;
 }
 
 static const struct lvk_op_def concat_def = {
