@@ -56,7 +56,8 @@ void main()
             vec4 v = BETA2 * (TEXEL ? texelFetch(v_t, t) : v4[u]) + (1.0 - BETA2) * g * g;
             m4[u] = m;
             v4[u] = v;
-            p4[u] = (TEXEL ? texelFetch(p_t, t) : p4[u]) + SIGN * lr * (m / bc1) / (sqrt(v / bc2) + EPS);
+            vec4 p = TEXEL ? texelFetch(p_t, t) : p4[u];
+            p4[u] = p + SIGN * lr * (m / bc1) / (sqrt(v / bc2) + EPS);
         } else {
             for (uint i = 4u * N4; i < COUNT; ++i) {
                 float g = g1[i];

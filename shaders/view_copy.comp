@@ -2,8 +2,8 @@
 // Copy between two strided N-D views, the one kernel behind the movement ops
 // (Concat, Split, Slice, Transpose, Pad, Gather, Expand) and their backward
 // passes. Each invocation owns one destination element (four with FLAGS
-// bit 1, along the innermost axis): its multi-index i
-// over the iteration shape S gives
+// bit 1, along the innermost axis): its multi-index i over the iteration
+// shape S gives
 //     dst[DST_BASE + sum_d i_d * DST_STRIDE_d]  (=, or += when accumulating)
 // and a source term. Along a plain axis the source coordinate is i_d itself
 // (steps, flips, broadcasts and permutations live in the signed strides);

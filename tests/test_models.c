@@ -238,7 +238,8 @@ static void googlenet_check(enum gnet_mode mode)
      * and 4 (pool, 1x1) are idle. */
     int nconv = 0;
     for (int i = 0; part && i < m->nnodes; i++)
-        if (strstr(m->nodes[i].name, "inception4d/branch") && !strcmp(m->nodes[i].op_type, "Conv")) {
+        if (strstr(m->nodes[i].name, "inception4d/branch") &&
+            !strcmp(m->nodes[i].op_type, "Conv")) {
             assert_int_equal(lvk_graph_node_runs(m, &m->nodes[i], false),
                              strstr(m->nodes[i].name, "inception4d/branch1/") != NULL);
             nconv++;

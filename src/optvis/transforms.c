@@ -73,7 +73,8 @@ lvk_status lvk_affine_fwd(struct lvk_cmd *cmd, const struct lvk_buf *out, const 
         return LVK_ERR_VULKAN;
     uint64_t pixels = (uint64_t)d->B * d->out_h * d->out_w;
     return lvk_dispatch_1d(cmd, p,
-                           LVK_BINDS(LVK_B(out), LVK_B(in), LVK_B(params), lvk_texel_bind(in, VK_FORMAT_R32_SFLOAT, texel)),
+                           LVK_BINDS(LVK_B(out), LVK_B(in), LVK_B(params),
+                                     lvk_texel_bind(in, VK_FORMAT_R32_SFLOAT, texel)),
                            4, NULL, 0, LVK_CEIL_DIV(pixels, AFFINE_FWD_PER), "affine_fwd");
 }
 

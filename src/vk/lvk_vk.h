@@ -232,13 +232,13 @@ lvk_status lvk_cmd_record(struct lvk_cmd *cmd, lvk_status (*record)(struct lvk_c
  * on cmd->cb (VkFFT), and a timestamp labelled `label`. */
 void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label);
 
-/* Fills write disjoint ranges in lucid-vk's recordings (gradients zeroed
+/* Fills [offset, offset+size) with a 32-bit pattern (0 for zeroing
+ * gradients). size VK_WHOLE_SIZE = to the end.
+ * Fills write disjoint ranges in lucid-vk's recordings (gradients zeroed
  * together), and so do copies (a Concat's rows): the barrier after a run of
  * fills, or of copies, waits until the next dispatch, FFT, explicit
  * barrier, transfer of the other kind or the end of the recording, so the
  * run shares one (timestamp "fill" where no explicit barrier names it). */
-/* Fills [offset, offset+size) with a 32-bit pattern (0 for zeroing
- * gradients). size VK_WHOLE_SIZE = to the end. */
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
                   VkDeviceSize size, uint32_t value);
 /* Copies regions between two buffers. */
