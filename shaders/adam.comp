@@ -31,10 +31,10 @@ layout(std430, set = 0, binding = 4) readonly buffer S { vec4 step; };  // (lr, 
 // a vec4 storage-buffer load is a pass over the lanes. Each element is read,
 // then written, by one invocation.
 layout(constant_id = 5) const bool TEXEL = false;
-layout(set = 0, binding = 5) uniform samplerBuffer p_t;
-layout(set = 0, binding = 6) uniform samplerBuffer m_t;
-layout(set = 0, binding = 7) uniform samplerBuffer v_t;
-layout(set = 0, binding = 8) uniform samplerBuffer g_t;
+layout(set = 0, binding = 5) uniform textureBuffer p_t;
+layout(set = 0, binding = 6) uniform textureBuffer m_t;
+layout(set = 0, binding = 7) uniform textureBuffer v_t;
+layout(set = 0, binding = 8) uniform textureBuffer g_t;
 
 const uint N4 = COUNT / 4u;                         // whole vec4s
 const uint UNITS = N4 + (COUNT % 4u != 0u ? 1u : 0u); // plus one for the tail

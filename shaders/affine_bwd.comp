@@ -32,7 +32,7 @@ layout(constant_id = 6) const bool TEXEL = false;
 layout(std430, set = 0, binding = 0) buffer XG { float xg[]; };            // x_grad: [B, C, IH, IW]
 layout(std430, set = 0, binding = 1) readonly buffer YG { float yg[]; };   // y_grad: [B, C, OH, OW]
 layout(std430, set = 0, binding = 2) readonly buffer P { vec4 prm[]; };    // params: [B, 2] = (a, b, c, d), (tx, ty, 0, 0)
-layout(set = 0, binding = 3) uniform samplerBuffer yg_t;                    // y_grad again (r32f)
+layout(set = 0, binding = 3) uniform textureBuffer yg_t;                    // y_grad again (r32f)
 
 // Window bounds are computed in float and widened by ROW_EPS output pixels.
 // Their error is a few ulp of the coordinates times the size of A^-1 (or

@@ -27,7 +27,7 @@ layout(constant_id = 7) const bool TEXEL = false;
 layout(std430, set = 0, binding = 0) writeonly buffer Y { float y[]; };   // y: [B, C, OH, OW]
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };    // x: [B, C, IH, IW]
 layout(std430, set = 0, binding = 2) readonly buffer P { vec4 prm[]; };   // params: [B, 2] = (a, b, c, d), (tx, ty, 0, 0)
-layout(set = 0, binding = 3) uniform samplerBuffer x_t;                   // x again (r32f)
+layout(set = 0, binding = 3) uniform textureBuffer x_t;                   // x again (r32f)
 
 const uint PER = 2;
 

@@ -32,9 +32,9 @@ layout(std430, set = 0, binding = 2) readonly buffer Img1 { float y1[]; };
 // one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
 // pass over the lanes.
 layout(constant_id = 13) const bool TEXEL = false;
-layout(set = 0, binding = 3) uniform samplerBuffer rg_t;
-layout(set = 0, binding = 4) uniform samplerBuffer ig_t;
-layout(set = 0, binding = 5) uniform samplerBuffer y_t;
+layout(set = 0, binding = 3) uniform textureBuffer rg_t;
+layout(set = 0, binding = 4) uniform textureBuffer ig_t;
+layout(set = 0, binding = 5) uniform textureBuffer y_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW;

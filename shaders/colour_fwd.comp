@@ -33,7 +33,7 @@ layout(std430, set = 0, binding = 1) readonly buffer Raw1 { float raw1[]; };
 // one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
 // pass over the lanes.
 layout(constant_id = 13) const bool TEXEL = false;
-layout(set = 0, binding = 2) uniform samplerBuffer raw_t;
+layout(set = 0, binding = 2) uniform textureBuffer raw_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW; // vec4s (or floats) per plane

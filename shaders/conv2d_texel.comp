@@ -109,14 +109,14 @@ const bool YV4 = PW % 4 + OW % 4 == 0;       // stores 4 columns at a time
 
 layout(std430, set = 0, binding = 0) buffer Y { float y[]; };   // out: [N, G*CO, OH, OW]
 layout(std430, set = 0, binding = 0) buffer Y4 { vec4 y4[]; };  // the same, 4 columns at a time
-layout(set = 0, binding = 1) uniform samplerBuffer x;           // in: [N, G*CI, H, W] (r32f or rgba32f view)
-layout(set = 0, binding = 2) uniform samplerBuffer wt;          // w: [G, CO/BC, CI, NWT] rgba32f, each
+layout(set = 0, binding = 1) uniform textureBuffer x;           // in: [N, G*CI, H, W] (r32f or rgba32f view)
+layout(set = 0, binding = 2) uniform textureBuffer wt;          // w: [G, CO/BC, CI, NWT] rgba32f, each
                                                                 //    NWT texels = [KH, KW, BC] zero-padded;
                                                                 // then with bias b: [G, CO/BC, NBT]
 // Laid out like "out" (an rgba32f view where stores are 4 columns, else
 // r32f): with MASK the activation's output, with RESID the Add's other
 // operand. With MASK, the run-time ReLU gradient mode.
-layout(set = 0, binding = 3) uniform samplerBuffer aux;
+layout(set = 0, binding = 3) uniform textureBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 
 #include "common/relu_mode.glsl"

@@ -29,7 +29,7 @@ layout(constant_id = 7) const int PT = 0;    // padding before the first row, co
 layout(constant_id = 8) const int PL = 0;
 
 layout(std430, set = 0, binding = 0) writeonly buffer V { vec4 v4[]; };  // [36, C, NC]
-layout(set = 0, binding = 1) uniform samplerBuffer x;   // in: rgba32f view where XV4, else r32f
+layout(set = 0, binding = 1) uniform textureBuffer x;   // in: rgba32f view where XV4, else r32f
 
 // B^T a: the input transform's matrix, for points 0, 1, -1, 2, -2, infinity.
 void bt(inout vec4 a[6])

@@ -32,11 +32,11 @@ const bool YV4 = OW % 4 == 0;                // a tile's rows are aligned vec4s
 
 layout(std430, set = 0, binding = 0) buffer Y { float y[]; };   // out: [N, K, OH, OW]
 layout(std430, set = 0, binding = 0) buffer Y4 { vec4 y4[]; };  // the same, 4 columns at a time
-layout(set = 0, binding = 1) uniform samplerBuffer m;           // M: [36, K, NC], rgba32f
-layout(set = 0, binding = 2) uniform samplerBuffer bias;        // [K], r32f
+layout(set = 0, binding = 1) uniform textureBuffer m;           // M: [36, K, NC], rgba32f
+layout(set = 0, binding = 2) uniform textureBuffer bias;        // [K], r32f
 // Laid out like out (rgba32f where YV4, else r32f): the activation's output
 // (MASK) or the Add's other operand (RESID).
-layout(set = 0, binding = 3) uniform samplerBuffer aux;
+layout(set = 0, binding = 3) uniform textureBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 
 #include "common/relu_mode.glsl"

@@ -14,7 +14,7 @@ layout(constant_id = 2) const uint CQ = 1;  // texels (4 columns each) per invoc
 
 layout(std430, set = 0, binding = 0) writeonly buffer C { float c[]; };  // c: [ROWS, NP]
 layout(std430, set = 0, binding = 1) readonly buffer ZR { float zr[]; }; // z: [M, NP] (rows)
-layout(set = 0, binding = 2) uniform samplerBuffer zc;                  // z: [M, NP / 4] rgba32f (columns)
+layout(set = 0, binding = 2) uniform textureBuffer zc;                  // z: [M, NP / 4] rgba32f (columns)
 layout(push_constant) uniform PC {
     uint m;     // M
     uint np;    // row pitch of z and c, a multiple of 4 and of RB

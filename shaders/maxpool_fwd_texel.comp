@@ -6,7 +6,7 @@ layout(local_size_x = 64) in;
 #include "common/index.glsl"
 layout(std430, set = 0, binding = 0) writeonly buffer Y { vec4 y4[]; };       // y: [P, OH, OW]
 layout(std430, set = 0, binding = 1) writeonly buffer A { ivec4 argmax4[]; }; // argmax: [P, OH, OW]
-layout(set = 0, binding = 2) uniform samplerBuffer x;                      // x: [P, H, W]
+layout(set = 0, binding = 2) uniform textureBuffer x;                      // x: [P, H, W]
 #define LOAD_X(i) texelFetch(x, int(i)).x
 #define LOAD_X4(t) texelFetch(x, int(t))
 #include "common/maxpool.glsl"

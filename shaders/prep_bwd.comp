@@ -23,8 +23,8 @@ layout(std430, set = 0, binding = 1) readonly buffer XG1 { float xg1[]; };
 // one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
 // pass over the lanes.
 layout(constant_id = 9) const bool TEXEL = false;
-layout(set = 0, binding = 2) uniform samplerBuffer tg_t;
-layout(set = 0, binding = 3) uniform samplerBuffer xg_t;
+layout(set = 0, binding = 2) uniform textureBuffer tg_t;
+layout(set = 0, binding = 3) uniform textureBuffer xg_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW;

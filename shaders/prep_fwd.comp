@@ -30,7 +30,7 @@ layout(std430, set = 0, binding = 1) readonly buffer T1 { float t1[]; };
 // one vectorised gather on lavapipe, where a vec4 storage-buffer load is a
 // pass over the lanes.
 layout(constant_id = 12) const bool TEXEL = false;
-layout(set = 0, binding = 2) uniform samplerBuffer t_t;
+layout(set = 0, binding = 2) uniform textureBuffer t_t;
 
 const bool V4 = (HW % 4u) == 0u;
 const uint UNITS = V4 ? HW / 4u : HW;

@@ -193,7 +193,7 @@ lvk_status lvk_cmd_end(struct lvk_cmd *cmd);
 lvk_status lvk_cmd_submit(struct lvk_cmd *cmd);
 
 /* A descriptor: the whole buffer, or [offset, offset+range) of it. Shaders
- * that declare a texel buffer (imageBuffer / samplerBuffer) at a binding get
+ * that declare a texel buffer (imageBuffer / textureBuffer) at a binding get
  * a view of that range in `format` (0 = VK_FORMAT_R32G32B32A32_SFLOAT);
  * lavapipe vectorises texel loads where it does not vectorise SSBO loads.
  * A texel view holds at most maxTexelBufferElements texels. */
