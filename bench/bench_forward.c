@@ -2,7 +2,8 @@
  * it is built, bench/README.md for what is measured).
  *
  *   bench_forward MODEL.onnx [--batch B] [--size S] [--target TENSOR] < commands
- *   bench_forward --device-name     prints the Vulkan device it would use
+ *   bench_forward --device-name     prints the Vulkan device it would use, and
+ *                                   on a second line its driver (name and info)
  *
  * Loads MODEL for batch B at S x S pixels (default 1 and 224) with input
  * gradients, prints one JSON line describing it (device, FLOPs from
@@ -368,7 +369,7 @@ int main(int argc, char **argv)
     struct lvk_ctx_opts copts = {.validation = 0};
     lvk_status st = lvk_ctx_create(&copts, &b.ctx);
     if (st == LVK_OK && device_name) {
-        printf("%s\n", lvk_ctx_device(b.ctx)->name);
+        printf("%s\n%s\n", lvk_ctx_device(b.ctx)->name, lvk_ctx_device(b.ctx)->driver);
         lvk_ctx_destroy(b.ctx);
         return 0;
     }

@@ -6,7 +6,7 @@
 # Builds bench/bench_forward and bench/bench_render against
 # BUILD_DIR/liblucidvk.a, then runs each
 # workload section below; each prints Markdown that is also appended to
-# bench/results/<YYYY-MM-DD>-<device-slug>.md (rewritten by every run).
+# bench/results/<YYYY-MM-DD>-<device>-<driver>.md (rewritten by every run).
 # Settings, from the environment:
 #   LVK_BENCH_BATCHES  batch sizes (default "1 8")
 #   LVK_BENCH_BUDGET   seconds of timed rounds per network and batch (default
@@ -50,8 +50,17 @@ done
 bin=$build/bench_forward
 
 # ---- the results file -------------------------------------------------------------
-device=$("$bin" --device-name)
-slug=$(printf '%s' "$device" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9][^a-z0-9]*/-/g; s/^-//; s/-$//')
+slugify() { printf '%s' "$1" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9][^a-z0-9]*/-/g; s/^-//; s/-$//'; }
+ident=$("$bin" --device-name)
+device=$(printf '%s\n' "$ident" | sed -n 1p)
+driver=$(printf '%s\n' "$ident" | sed -n 2p)
+# The driver's version is part of the name: two Mesa releases report the same
+# llvmpipe device ("llvmpipe Mesa 25.0.7 (LLVM 15.0.6)" gives mesa-25-0-7;
+# the driver's name is left out where the device's starts with it).
+drv=$(slugify "$(printf '%s' "$driver" | sed 's/([^)]*)//g')")
+dev=$(slugify "$device")
+case $drv in "${dev%%-*}"-*) drv=${drv#*-} ;; esac
+slug=$dev${drv:+-$drv}
 out=${LVK_BENCH_OUT:-bench/results/$(date +%F)-$slug.md}
 mkdir -p "$(dirname "$out")"
 parts=${LVK_BENCH_PARTS:-forward render}
@@ -70,6 +79,7 @@ cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
     echo
     echo "- commit: $commit"
     echo "- device: $device"
+    echo "- driver: ${driver:-unknown}"
     echo "- CPU: ${cpu:-unknown}, $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- command: make bench (bench/run.sh), parts: $parts; columns are explained in bench/README.md"
     echo
