@@ -131,17 +131,18 @@ static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
          * pipeline (the second texel run may share the first's: layers whose
          * lanes take channel blocks have no weights to share); winograd only
          * for 3x3 stride-1 layers, on devices where the texel kernel can run
-         * (forced, it runs on GPUs too). */
+         * (forced, it runs on GPUs too; where it cannot, classic runs, whose
+         * pipeline the first run built). */
         const bool wino_case = nd == 4 && ws[2] == 3 && ws[3] == 3 && r->group == 1 &&
                                r->sh == 1 && r->sw == 1 && r->dh == 1 && r->dw == 1 &&
-                               r->pt <= 2 && r->pl <= 2 && lvk_test_ctx()->subgroup_shuffle;
+                               r->pt <= 2 && r->pl <= 2 && lvk_test_ctx()->texel_conv;
         int before = pipelines_of(kernel_fwd_shader[k]);
         lvk_test_op(&c);
         bool built = pipelines_of(kernel_fwd_shader[k]) > before;
         if (!strcmp(kernels[k], "winograd"))
             assert_int_equal(built, wino_case);
-        else
-            assert_true(kernel_no_shuffle[k] || built);
+        else if (!kernel_no_shuffle[k])
+            assert_int_equal(built, !strcmp(kernels[k], "classic") || lvk_test_ctx()->texel_conv);
         no_shuffle_built += kernel_no_shuffle[k] && built;
     }
     unsetenv("LVK_CONV_KERNEL");
@@ -437,7 +438,7 @@ static void check_weight_buffers(const char *kernel)
     const struct lvk_model_opts opts = {.gradients = 1};
     assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
     unsetenv("LVK_CONV_KERNEL");
-    const bool texel = !strcmp(kernel, "texel");
+    const bool texel = !strcmp(kernel, "texel") && ctx->texel_conv;
     assert_int_equal(m->values[lvk_graph_find(m, "w")].buf == NULL, texel);
     assert_int_equal(m->values[lvk_graph_find(m, "b")].buf == NULL, texel);
     float x[16], y[16];
@@ -727,7 +728,7 @@ static void adjoint_check(const char *kernel, bool masked)
 
 static void test_conv_masked_backward(void **state)
 {
-    if (!lvk_test_ctx() || !lvk_test_ctx()->is_lavapipe)
+    if (!lvk_test_ctx() || !lvk_test_ctx()->is_lavapipe || !lvk_test_ctx()->texel_conv)
         skip(); /* the classic kernel leaves the mask to the Relu */
     adjoint_check("texel", true);
     adjoint_check("winograd", true);
@@ -776,7 +777,7 @@ static VkDeviceSize wino_scratch(int64_t h, lvk_status want)
 static void test_conv_winograd_scratch_limit(void **state)
 {
     const struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx || !ctx->is_lavapipe)
+    if (!ctx || !ctx->is_lavapipe || !ctx->texel_conv)
         skip(); /* Winograd is chosen on lavapipe only */
     assert_true(wino_scratch(16, LVK_OK) > 0);
     /* The smallest map whose scratch exceeds maxStorageBufferRange while x
@@ -796,7 +797,7 @@ static void test_conv_winograd_scratch_limit(void **state)
 /* Runs after the cases above (cmocka keeps the order). */
 static void test_conv_no_shuffle_ran(void **state)
 {
-    if (!lvk_test_ctx() || !lvk_test_ctx()->is_lavapipe)
+    if (!lvk_test_ctx() || !lvk_test_ctx()->is_lavapipe || !lvk_test_ctx()->texel_conv)
         skip(); /* only lavapipe shuffles weights */
     assert_true(no_shuffle_built > 0);
 }

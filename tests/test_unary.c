@@ -227,7 +227,8 @@ static void check_modes(bool relu6, bool fused, enum reader reader)
     if (fused)
         assert_true(m->nodes[0].act == 1 && m->nodes[1].fused);
     const char *kernel = getenv("LVK_CONV_KERNEL");
-    const bool texel = lvk_test_ctx()->is_lavapipe && !(kernel && strcmp(kernel, "classic") == 0);
+    const bool texel = lvk_test_ctx()->is_lavapipe && lvk_test_ctx()->texel_conv &&
+                       !(kernel && strcmp(kernel, "classic") == 0);
     assert_int_equal(m->nodes[fused ? 1 : 0].bwd_fused,
                      reader == CONCAT_READER || reader == MAXPOOL_READER ||
                          (reader == CONV_READER && texel));

@@ -5,6 +5,7 @@
  * layer is enabled on request (tests always ask), and every message it sends
  * is printed and counted, so a test can fail on any. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -303,6 +304,14 @@ static lvk_status pick_device(struct lvk_ctx *ctx, const char *want)
     VkDriverId id;
     describe(ctx->phys, best, &ctx->info, &id, &ctx->subgroup_shuffle);
     ctx->is_lavapipe = id == VK_DRIVER_ID_MESA_LLVMPIPE || strstr(ctx->info.name, "llvmpipe");
+    /* Mesa 25.0's lavapipe at 16 lanes (LP_NATIVE_VECTOR_WIDTH=512) JITs the
+     * texel convolution wrongly, worse as its unrolled body grows; Mesa 22
+     * at 16 lanes and Mesa 25 at 8 run the same SPIR-V right. There the
+     * classic kernel runs instead. */
+    const char *mesa = strstr(ctx->info.driver, "Mesa ");
+    const bool wide_mesa25 = ctx->is_lavapipe && mesa && atoi(mesa + 5) >= 25 &&
+                             ctx->info.subgroup_size > 8;
+    ctx->texel_conv = ctx->subgroup_shuffle && !wide_mesa25;
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(ctx->phys, &p);
     ctx->limits = p.limits;

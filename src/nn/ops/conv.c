@@ -471,9 +471,10 @@ static lvk_status wino_plan(struct lvk_model *m, struct lvk_node *n, const struc
 /* Chooses the kernel family of one direction: texel where texel variants
  * pay (lvk_prefer_texel: lavapipe) and it can run (constant weights, texel
  * views of the input and of the weights within maxTexelBufferElements,
- * which can be as low as 65536, and subgroupShuffle, which its SPIR-V
- * declares), classic elsewhere; winograd instead of texel where it pays in
- * models that allow it (wino_pays, lvk_model_opts.fast_conv);
+ * which can be as low as 65536, and lvk_ctx.texel_conv: subgroupShuffle,
+ * which its SPIR-V declares, and a driver that runs it right), classic
+ * elsewhere; winograd instead of texel where it pays in models that allow
+ * it (wino_pays, lvk_model_opts.fast_conv);
  * LVK_CONV_KERNEL=classic|texel|winograd overrides the preference (tests,
  * bench/conv_layers.c). */
 static lvk_status conv_pick(struct lvk_model *m, struct lvk_node *n, struct conv_priv *p,
@@ -494,7 +495,7 @@ static lvk_status conv_pick(struct lvk_model *m, struct lvk_node *n, struct conv
         if (!strcmp(force, conv_kind_name[k]))
             kind = (enum conv_kind)k;
 
-    if (kind != CONV_CLASSIC && w->host && (!b || b->host) && ctx->subgroup_shuffle &&
+    if (kind != CONV_CLASSIC && w->host && (!b || b->host) && ctx->texel_conv &&
         in_count <= ctx->limits.maxTexelBufferElements) {
         const float *bias = !bwd && b ? b->host : NULL;
         bool fits = false;
