@@ -302,16 +302,17 @@ static lvk_status pick_device(struct lvk_ctx *ctx, const char *want)
     ctx->phys = pds[best];
     free(pds);
     VkDriverId id;
-    describe(ctx->phys, best, &ctx->info, &id, &ctx->subgroup_shuffle);
+    bool shuffle;
+    describe(ctx->phys, best, &ctx->info, &id, &shuffle);
     ctx->is_lavapipe = id == VK_DRIVER_ID_MESA_LLVMPIPE || strstr(ctx->info.name, "llvmpipe");
-    /* Mesa 25.0's lavapipe at 16 lanes (LP_NATIVE_VECTOR_WIDTH=512) JITs the
-     * texel convolution wrongly, worse as its unrolled body grows; Mesa 22
-     * at 16 lanes and Mesa 25 at 8 run the same SPIR-V right. There the
-     * classic kernel runs instead. */
+    /* The texel convolution declares subgroupShuffle. Mesa 25.0's lavapipe
+     * at 16 lanes (LP_NATIVE_VECTOR_WIDTH=512) JITs it wrongly, worse as its
+     * unrolled body grows; Mesa 22 at 16 lanes and Mesa 25 at 8 run the same
+     * SPIR-V right. Where it cannot run, the classic kernel does. */
     const char *mesa = strstr(ctx->info.driver, "Mesa ");
     const bool wide_mesa25 = ctx->is_lavapipe && mesa && atoi(mesa + 5) >= 25 &&
                              ctx->info.subgroup_size > 8;
-    ctx->texel_conv = ctx->subgroup_shuffle && !wide_mesa25;
+    ctx->texel_conv = shuffle && !wide_mesa25;
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(ctx->phys, &p);
     ctx->limits = p.limits;

@@ -49,8 +49,7 @@ struct lvk_ctx {
     VkPhysicalDeviceMemoryProperties mem;
     VkPhysicalDeviceLimits limits;
     bool is_lavapipe;       /* VK_DRIVER_ID_MESA_LLVMPIPE: select CPU-shaped kernels */
-    bool subgroup_shuffle;  /* compute shaders may use subgroupShuffle */
-    bool texel_conv;        /* conv2d_texel.comp computes right here (context.c) */
+    bool texel_conv;        /* conv2d_texel.comp runs, and computes right, here (context.c) */
     bool unified_memory;    /* a device-local, host-visible, coherent type exists */
     bool timestamps;        /* queue supports timestamps */
 
