@@ -79,11 +79,7 @@ layout(constant_id = 22) const float ACT_HI = 0.0;
 layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
-const bool ACT = (FLAGS & 16) != 0, SHUF = (FLAGS & 32) != 0, MASK = (FLAGS & 64) != 0;
-const bool RESID = (FLAGS & 256) != 0;
-// dx accumulates (lvk_node.grad_store). Not BWD && ...: glslang evaluates a
-// && of constants as control flow in main, which specialisation breaks.
-const bool ADD = (FLAGS & (2 | 128)) == 2;
+const bool SHUF = (FLAGS & 32) != 0;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -120,6 +116,7 @@ layout(set = 0, binding = 3) uniform textureBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 
 #include "common/relu_mode.glsl"
+#include "common/conv_store.glsl"
 
 // Whether tile row r and tap kh meet (exact division), and the in row
 // relative to the tile's.
@@ -233,20 +230,13 @@ void main()
             const uint a = (i * PH + r) * PW;
             if (YV4) {
                 [[unroll]] for (uint j = 0; j < PW; j += 4) {
-                    vec4 v = vec4(acc[a + j], acc[a + j + 1], acc[a + j + 2], acc[a + j + 3]);
                     const uint idx = (yo + oy * OW + ox0 + j) / 4;
                     if (live && oy < OH && ox0 + j < OW) {
-                        if (RESID)
-                            v += texelFetch(aux, int(idx));
-                        if (ACT)
-                            v = min(max(v, ACT_LO), ACT_HI);
-                        if (MASK) {
-                            const vec4 s = texelFetch(aux, int(idx));
-                            [[unroll]] for (uint c = 0; c < 4; ++c)
-                                v[c] = lvk_relu_grad(mode, s[c], v[c], ACT_LO, ACT_HI);
-                        }
-                        if (ADD)
-                            v += y4[idx];
+                        const vec4 s = RESID || MASK ? texelFetch(aux, int(idx)) : vec4(0.0);
+                        const vec4 old = ADD ? y4[idx] : vec4(0.0);
+                        vec4 v;
+                        [[unroll]] for (uint c = 0; c < 4; ++c)
+                            v[c] = lvk_conv_store_value(acc[a + j + c], s[c], old[c], mode);
                         y4[idx] = v;
                     }
                 }
@@ -254,16 +244,8 @@ void main()
                 [[unroll]] for (uint j = 0; j < PW; ++j) {
                     const uint idx = yo + oy * OW + ox0 + j;
                     if (live && oy < OH && ox0 + j < OW) {
-                        float v = acc[a + j];
-                        if (RESID)
-                            v += texelFetch(aux, int(idx)).x;
-                        if (ACT)
-                            v = min(max(v, ACT_LO), ACT_HI);
-                        if (MASK)
-                            v = lvk_relu_grad(mode, texelFetch(aux, int(idx)).x, v, ACT_LO, ACT_HI);
-                        if (ADD)
-                            v += y[idx];
-                        y[idx] = v;
+                        const float s = RESID || MASK ? texelFetch(aux, int(idx)).x : 0.0;
+                        y[idx] = lvk_conv_store_value(acc[a + j], s, ADD ? y[idx] : 0.0, mode);
                     }
                 }
             }

@@ -2,11 +2,10 @@
 // Winograd F(4x4, 3x3) convolution, step 3 of 3 (see conv2d_wino_in.comp):
 // the output transform. Turns the product of step 2, M[p, k, col] (36
 // points, K out channels, the columns of conv2d_wino_in.comp), into 4x4
-// tiles of "out" [N, K, OH, OW], A^T m A for each 6x6 m, and applies what
-// conv2d_texel.comp applies as it stores, with the same FLAGS bits: bias,
-// a fused Add's other operand, a Relu/ReLU6 (forward), an activation's
-// gradient mask, store or add (backward). An invocation handles 4
-// consecutive columns (tiles) as the lanes of vec4s.
+// tiles of "out" [N, K, OH, OW], A^T m A for each 6x6 m, and adds the bias
+// and applies what conv2d_texel.comp applies as it stores, with the same
+// FLAGS bits (common/conv_store.glsl). An invocation handles 4 consecutive
+// columns (tiles) as the lanes of vec4s.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
@@ -25,9 +24,7 @@ layout(constant_id = 7) const uint FLAGS = 0; // conv2d_texel.comp's: 1 bias, 2 
 layout(constant_id = 8) const float ACT_LO = 0.0;
 layout(constant_id = 9) const float ACT_HI = 0.0;
 
-const bool BIAS = (FLAGS & 1) != 0, ACT = (FLAGS & 16) != 0, MASK = (FLAGS & 64) != 0;
-const bool RESID = (FLAGS & 256) != 0;
-const bool ADD = (FLAGS & (2 | 128)) == 2;
+const bool BIAS = (FLAGS & 1) != 0;
 const bool YV4 = OW % 4 == 0;                // a tile's rows are aligned vec4s
 
 layout(std430, set = 0, binding = 0) buffer Y { float y[]; };   // out: [N, K, OH, OW]
@@ -40,6 +37,7 @@ layout(set = 0, binding = 3) uniform textureBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 
 #include "common/relu_mode.glsl"
+#include "common/conv_store.glsl"
 
 // A^T a, into a[0 .. 3].
 void at(inout vec4 a[6])
@@ -49,22 +47,6 @@ void at(inout vec4 a[6])
     a[1] = d1 + 2.0 * d2;
     a[2] = s1 + 4.0 * s2;
     a[3] = d1 + 8.0 * d2 + a[5];
-}
-
-// The epilogue of one element: v from the tile, b its channel's bias, a
-// aux's element, old out's element.
-float finish(float v, float b, float a, float old, uint mode)
-{
-    v += b;
-    if (RESID)
-        v += a;
-    if (ACT)
-        v = min(max(v, ACT_LO), ACT_HI);
-    if (MASK)
-        v = lvk_relu_grad(mode, a, v, ACT_LO, ACT_HI);
-    if (ADD)
-        v += old;
-    return v;
 }
 
 void main()
@@ -106,14 +88,14 @@ void main()
                 const vec4 old = ADD ? y4[idx] : vec4(0.0);
                 vec4 v;
                 [[unroll]] for (uint j = 0; j < 4; ++j)
-                    v[j] = finish(r[i][j][t4], b, a[j], old[j], mode);
+                    v[j] = lvk_conv_store_value(r[i][j][t4] + b, a[j], old[j], mode);
                 y4[idx] = v;
             } else {
                 [[unroll]] for (uint j = 0; j < 4; ++j) {
                     const uint idx = base + oy * OW + ox0 + j;
                     if (ox0 + j < OW) {
                         const float a = RESID || MASK ? texelFetch(aux, int(idx)).x : 0.0;
-                        y[idx] = finish(r[i][j][t4], b, a, ADD ? y[idx] : 0.0, mode);
+                        y[idx] = lvk_conv_store_value(r[i][j][t4] + b, a, ADD ? y[idx] : 0.0, mode);
                     }
                 }
             }
