@@ -15,12 +15,17 @@
 #   LVK_BENCH_PARTS    which workloads run (default "forward render")
 #   LVK_BENCH_RENDER_STEPS  steps of each render (default 512, Lucid's)
 #   LVK_BENCH_RENDER_REPS   renders per engine and workload (default 3)
+#   LVK_BENCH_TORCH_DEVICE  PyTorch's device (default cpu: the CPU lavapipe
+#                      runs on; cuda beside NVIDIA's Vulkan driver)
+#   LVK_BENCH_PYTHON   the interpreter that has PyTorch (default /usr/bin/python3,
+#                      Debian's python3-torch; a CUDA build lives elsewhere)
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 build=${1:-build}
-python=/usr/bin/python3   # Debian's python3-torch lives there, not in a venv
+python=${LVK_BENCH_PYTHON:-/usr/bin/python3}
+torch_device=${LVK_BENCH_TORCH_DEVICE:-cpu}
 shared=$root/../shared
 
 # ---- the benchmark program ------------------------------------------------------
@@ -28,25 +33,36 @@ shared=$root/../shared
 # library, with what liblucidvk.a links (see CMakeLists.txt). When the library
 # carries VkFFT, that includes glslang's static libraries (C++, so -lstdc++);
 # the group lets the linker resolve their mutual references in any order.
-[ -f "$build/liblucidvk.a" ] || { echo "bench: $build/liblucidvk.a missing: run 'make build'" >&2; exit 1; }
-extra=""
-if nm "$build/liblucidvk.a" 2>/dev/null | grep -q ' U glslang_'; then
-    extra="-Wl,--start-group"
-    for l in glslang SPIRV MachineIndependent OGLCompiler OSDependent GenericCodeGen \
-             glslang-default-resource-limits SPIRV-Tools-opt SPIRV-Tools; do
-        # gcc prints the bare name when it finds no such library (newer
-        # glslang releases merged some of them)
-        if [ "$(gcc -print-file-name=lib$l.a)" != "lib$l.a" ]; then
-            extra="$extra -l$l"
-        fi
+build_programs() {
+    extra=""
+    if nm "$build/liblucidvk.a" 2>/dev/null | grep -q ' U glslang_'; then
+        extra="-Wl,--start-group"
+        for l in glslang SPIRV MachineIndependent OGLCompiler OSDependent GenericCodeGen \
+                 glslang-default-resource-limits SPIRV-Tools-opt SPIRV-Tools; do
+            # gcc prints the bare name when it finds no such library (newer
+            # glslang releases merged some of them)
+            if [ "$(gcc -print-file-name=lib$l.a)" != "lib$l.a" ]; then
+                extra="$extra -l$l"
+            fi
+        done
+        extra="$extra -Wl,--end-group -lstdc++"
+    fi
+    for prog in bench_forward bench_render; do
+        gcc -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DVK_NO_PROTOTYPES \
+            -Iinclude -Isrc -I"$build/generated" "bench/$prog.c" "$build/liblucidvk.a" \
+            -lprotobuf-c -lpng -lz -ldl -lm -lpthread $extra -o "$build/$prog"
     done
-    extra="$extra -Wl,--end-group -lstdc++"
+}
+# Without the library, programs already built there are used as they are
+# (copied to a machine that has a GPU but not lucid-vk's build dependencies).
+if [ -f "$build/liblucidvk.a" ]; then
+    build_programs
+elif [ -x "$build/bench_forward" ] && [ -x "$build/bench_render" ]; then
+    echo "bench: no $build/liblucidvk.a: using the programs already built in $build" >&2
+else
+    echo "bench: $build/liblucidvk.a missing: run 'make build'" >&2
+    exit 1
 fi
-for prog in bench_forward bench_render; do
-    gcc -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DVK_NO_PROTOTYPES \
-        -Iinclude -Isrc -I"$build/generated" "bench/$prog.c" "$build/liblucidvk.a" \
-        -lprotobuf-c -lpng -lz -ldl -lm -lpthread $extra -o "$build/$prog"
-done
 bin=$build/bench_forward
 
 # ---- the results file -------------------------------------------------------------
@@ -108,7 +124,7 @@ nets() {
         --net "MobileNet V2 1.0=$shared/models/mobilenet_v2_1.0_224.onnx:-1,1" \
         --net "MobileNet V1 0.25=$shared/models/mobilenet_v1_0.25_224.onnx:-1,1" \
         --net "GoogLeNet (random weights)=$shared/torch/googlenet_random.onnx:-1,1" \
-        --variant "classic conv kernel:LVK_CONV_KERNEL=classic"
+        --variant "classic conv kernel:LVK_CONV_KERNEL=classic" --torch-device "$torch_device"
 }
 if wants forward; then section nets; fi
 
@@ -124,6 +140,7 @@ render() {
     for b in ${LVK_BENCH_BATCHES:-1 8}; do batches="$batches --batch $b"; done
     $python bench/torch_render.py compare --lvk "$build/bench_render" $batches \
         --steps "${LVK_BENCH_RENDER_STEPS:-512}" --reps "${LVK_BENCH_RENDER_REPS:-3}" \
+        --torch-device "$torch_device" \
         --net "name=GoogLeNet (random weights);model=$shared/torch/googlenet_random.onnx;layer=inception4d;range=0,1;mean=0.485,0.456,0.406;std=0.229,0.224,0.225" \
         --net "name=MobileNet V2 1.0;model=$shared/models/mobilenet_v2_1.0_224.onnx;layer=MobilenetV2/expanded_conv_11/expand/Relu6;range=-1,1"
 }

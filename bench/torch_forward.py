@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """The PyTorch side of `make bench`, and the driver that runs it next to lucid-vk.
 
-    torch_forward.py worker MODEL.onnx [--target NAME] < commands
+    torch_forward.py worker MODEL.onnx [--target NAME] [--device DEV] < commands
         Rebuilds MODEL in PyTorch (a small ONNX -> torch converter for the ops
-        of the benchmark networks) and answers the command protocol of
-        bench/bench_forward.c (batch B, input, fwd K, fwdbwd K, save,
-        savegrad, rss, quit), one JSON line per command.
+        of the benchmark networks) on DEV (cpu, the default, or cuda) and
+        answers the command protocol of bench/bench_forward.c (batch B,
+        input, fwd K, fwdbwd K, save, savegrad, rss, quit), one JSON line per
+        command.
 
     torch_forward.py compare --lvk BENCH_FORWARD --net NAME=MODEL.onnx[:LO,HI] ...
-                             [--variant LABEL:VAR=VALUE] ...
+                             [--variant LABEL:VAR=VALUE] ... [--torch-device DEV]
         For each network: starts a lucid-vk worker (bench_forward), a PyTorch
         worker and a lucid-vk worker per variant (an environment setting);
         for each batch size, feeds all the same uniform random input in
@@ -18,7 +19,8 @@
         peak memory and a per-op breakdown of lucid-vk's time. Progress goes
         to stderr.
 
-Only Debian's python3-torch, python3-numpy and python3-onnx are needed.
+Only Debian's python3-torch, python3-numpy and python3-onnx are needed (and
+a CUDA build of PyTorch for --torch-device cuda).
 """
 import argparse
 import json
@@ -186,6 +188,10 @@ class OnnxNet:
             ins = list(node.input[:1]) if node.op_type == "Clip" else list(node.input)
             self.steps.append((fn, ins, node.output[0]))
 
+    def to(self, device):
+        self.consts = {k: v.to(device) for k, v in self.consts.items()}
+        return self
+
     def __call__(self, x):
         env = dict(self.consts)
         env[self.input] = x
@@ -197,17 +203,53 @@ class OnnxNet:
 # ---- the PyTorch worker ---------------------------------------------------------
 
 
+def torch_device(name):
+    """Sets PyTorch up on `name` (cpu, cuda, cuda:N) as lucid-vk's
+    counterpart; returns the device and what the tables say of it. On the
+    CPU: a thread per core. On CUDA: float32 throughout, as lucid-vk computes
+    (cuDNN's default TF32 convolutions on Ampere and later round the inputs
+    to 10-bit mantissas), and cuDNN's autotuner on, the fastest PyTorch
+    offers without changing the arithmetic."""
+    dev = torch.device(name)
+    info = {"torch": torch.__version__, "device_type": dev.type}
+    if dev.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        info["where"] = "on %s (CUDA %s, cuDNN %s, TF32 off, cuDNN autotuner on)" % (
+            torch.cuda.get_device_name(dev), torch.version.cuda, torch.backends.cudnn.version())
+    else:
+        torch.set_num_threads(os.cpu_count())
+        info["where"] = "with %d threads (OMP_WAIT_POLICY=%s) on the same CPU" % (
+            torch.get_num_threads(), os.environ["OMP_WAIT_POLICY"])
+    return dev, info
+
+
+def sync(dev):
+    """Waits for the device's queued work: CUDA runs asynchronously."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def peak_memory(dev):
+    """The `rss` reply: peak RSS, and on CUDA the peak memory PyTorch's
+    allocator held on the device (its CUDA context not counted)."""
+    r = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if dev.type == "cuda":
+        r["peak_device_bytes"] = torch.cuda.max_memory_reserved(dev)
+    return r
+
+
 def reply(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 
 
 def worker(args):
-    torch.set_num_threads(os.cpu_count())
-    net = OnnxNet(args.model)
+    dev, info = torch_device(args.device)
+    net = OnnxNet(args.model).to(dev)
     target = args.target or net.outputs[0]
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "target": target,
-            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]}
+    info["target"] = target
     reply(info)
     x, last, xg = None, None, None
     for line in sys.stdin:
@@ -218,7 +260,7 @@ def worker(args):
             if cmd[0] == "batch":  # the rebuilt network takes any batch
                 reply(info)
             elif cmd[0] == "input":
-                x = torch.from_numpy(np.load(cmd[1]).astype(np.float32))
+                x = torch.from_numpy(np.load(cmd[1]).astype(np.float32)).to(dev)
                 reply({"ok": True})
             elif cmd[0] == "fwd":
                 ms = []
@@ -226,6 +268,7 @@ def worker(args):
                     for _ in range(int(cmd[1])):
                         t0 = time.perf_counter()
                         last = net(x)[target]
+                        sync(dev)
                         ms.append((time.perf_counter() - t0) * 1e3)
                 reply({"ms": ms})
             elif cmd[0] == "fwdbwd":
@@ -235,16 +278,17 @@ def worker(args):
                     xg = x.detach().requires_grad_(True)
                     last = net(xg)[target]
                     last.backward(torch.ones_like(last))  # into xg.grad
+                    sync(dev)
                     ms.append((time.perf_counter() - t0) * 1e3)
                 reply({"ms": ms})
             elif cmd[0] == "save":
-                np.save(cmd[1], last.detach().numpy())
+                np.save(cmd[1], last.detach().cpu().numpy())
                 reply({"ok": True})
             elif cmd[0] == "savegrad":
-                np.save(cmd[1], xg.grad.numpy())
+                np.save(cmd[1], xg.grad.cpu().numpy())
                 reply({"ok": True})
             elif cmd[0] == "rss":
-                reply({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+                reply(peak_memory(dev))
             elif cmd[0] == "quit":
                 break
             else:
@@ -308,7 +352,7 @@ def measure_net(net, path, lo, hi, args, tmp):
     try:
         lvk = Worker("lucid-vk", argv)
         pt = Worker("pytorch", [sys.executable, os.path.abspath(__file__), "worker", path,
-                                "--target", lvk.info["target"]])
+                                "--target", lvk.info["target"], "--device", args.torch_device])
         if set(args.batch) & set(args.variant_batch):
             variants = [Worker(label, argv, dict(os.environ, **{var: value}))
                         for label, var, value in args.variant]
@@ -398,12 +442,11 @@ def measure(net, lo, hi, batch, workers, args, tmp):
         "rel_grad": rel["lucid-vk", "savegrad"],
         "flops_fwd": lvk.info["flops_fwd"], "flops_bwd": lvk.info["flops_bwd"],
         "arena": lvk.info["arena_bytes"], "device": lvk.info["device"],
-        "driver": lvk.info["driver"], "torch": pt.info["torch"],
-        "threads": pt.info["threads"], "omp": pt.info["omp_wait_policy"],
+        "driver": lvk.info["driver"], "torch": pt.info["torch"], "where": pt.info["where"],
         "samples": samples,
         "variants": [w.name for w in workers[2:]],
         "first": first,
-        "rss": {w.name: w.ask("rss")["peak_rss_bytes"] for w in workers},
+        "mem": {w.name: w.ask("rss") for w in workers},
     }
     if batch == args.breakdown_batch:
         result["breakdown"] = lvk.ask("breakdown")
@@ -455,17 +498,21 @@ def tables(results):
             out.append("| %s | %d | %s | %s |" % (r["net"], r["batch"], v, " | ".join(cells)))
         out.append("")
     mib = 1 << 20
+    # On CUDA, PyTorch's device memory too (lucid-vk's is its arena).
+    cuda = any("peak_device_bytes" in r["mem"]["pytorch"] for r in results)
     out += ["### Memory, first run, agreement, repetitions", "",
             "| network | batch | lucid-vk arena MiB | lucid-vk peak RSS MiB | PyTorch peak RSS MiB "
+            + ("| PyTorch device MiB " if cuda else "") +
             "| lucid-vk first fwd / fwd+grad s | rel. diff logits / input grad | rounds "
             "| samples fwd / fwd+grad (lucid-vk; PyTorch) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+            "|---|---:|---:|---:|---:|" + ("---:|" if cuda else "") + "---:|---:|---:|---|"]
     for r in results:
-        s = r["samples"]
-        out.append("| %s | %d | %.0f | %.0f | %.0f | %.1f / %.1f | %.1e / %.1e | %d "
+        s, mem = r["samples"], r["mem"]
+        dev_mib = ("%.0f | " % (mem["pytorch"]["peak_device_bytes"] / mib)) if cuda else ""
+        out.append("| %s | %d | %.0f | %.0f | %.0f | %s%.1f / %.1f | %.1e / %.1e | %d "
                    "| %d / %d; %d / %d |" % (
-            r["net"], r["batch"], r["arena"] / mib, r["rss"]["lucid-vk"] / mib,
-            r["rss"]["pytorch"] / mib, r["first"]["lucid-vk", "fwd"] / 1e3,
+            r["net"], r["batch"], r["arena"] / mib, mem["lucid-vk"]["peak_rss_bytes"] / mib,
+            mem["pytorch"]["peak_rss_bytes"] / mib, dev_mib, r["first"]["lucid-vk", "fwd"] / 1e3,
             r["first"]["lucid-vk", "fwdbwd"] / 1e3, r["rel"], r["rel_grad"], r["rounds"],
             len(s["lucid-vk", "fwd"]), len(s["lucid-vk", "fwdbwd"]),
             len(s["pytorch", "fwd"]), len(s["pytorch", "fwdbwd"])))
@@ -518,10 +565,9 @@ def compare(args):
     r0 = results[0] if results else None
     head = []
     if r0:
-        head = ["lucid-vk on %s (%s); PyTorch %s with %d threads (OMP_WAIT_POLICY=%s) on the "
-                "same CPU. %d px input, uniform random in the range given per network."
-                % (r0["device"], r0["driver"], r0["torch"], r0["threads"], r0["omp"],
-                   args.size), ""]
+        head = ["lucid-vk on %s (%s); PyTorch %s %s. %d px input, uniform random in the range "
+                "given per network." % (r0["device"], r0["driver"], r0["torch"], r0["where"],
+                                        args.size), ""]
     print("\n".join(head + [tables(results)]))
 
 
@@ -539,6 +585,7 @@ def main():
     w = sub.add_parser("worker")
     w.add_argument("model")
     w.add_argument("--target", help="tensor to time and differentiate (default: output 0)")
+    w.add_argument("--device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
     c = sub.add_parser("compare")
     c.add_argument("--lvk", required=True, help="the bench_forward executable")
     c.add_argument("--net", action="append", required=True,
@@ -560,6 +607,8 @@ def main():
     c.add_argument("--variant-batch", type=int, action="append",
                    help="batch sizes at which variants run (default 1)")
     c.add_argument("--breakdown-batch", type=int, default=1)
+    c.add_argument("--torch-device", default="cpu",
+                   help="PyTorch's device: cpu (default; the same CPU as lavapipe) or cuda")
     c.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest accepted relative output difference")
     c.add_argument("--grad-tolerance", type=float, default=0.1,

@@ -4,14 +4,17 @@ PyTorch, and the driver that runs it next to lucid-vk's.
 
     torch_render.py worker MODEL.onnx --layer L --channels C0,C1,... [--size S]
                            [--range LO,HI] [--mean M0,M1,M2] [--std S0,S1,S2] [--bgr]
-        The recipe of src/optvis/render.c in PyTorch, on the network rebuilt
-        from MODEL by bench/torch_forward.py's converter and cut after L.
+                           [--device DEV]
+        The recipe of src/optvis/render.c in PyTorch on DEV (cpu, the default,
+        or cuda), on the network rebuilt from MODEL by
+        bench/torch_forward.py's converter and cut after L.
         Image i maximises the mean of channel C_i of L. Answers the command
         protocol of bench/bench_render.c (render STEPS SEED, rss, quit), one
         JSON line per command.
 
     torch_render.py compare --lvk BENCH_RENDER --net "name=N;model=M;layer=L[;range=LO,HI]
                             [;mean=..][;std=..]" ... [--batch B] ... [--steps N] [--reps R]
+                            [--torch-device DEV]
         For each network and batch size (channels 0..B-1): starts a lucid-vk
         worker (bench_render) and a PyTorch worker, checks that both start
         from the same objective value (same images, same transforms), runs
@@ -28,13 +31,13 @@ gradient. Even the random numbers are the same: the initial parameters and
 the transform draws come from the same splitmix64 streams, so at step 1
 both sides compute the same objective up to float rounding.
 
-Only Debian's python3-torch, python3-numpy and python3-onnx are needed.
+Only Debian's python3-torch, python3-numpy and python3-onnx are needed (and
+a CUDA build of PyTorch for --torch-device cuda).
 """
 import argparse
 import json
 import math
 import os
-import resource
 import sys
 import time
 
@@ -47,7 +50,8 @@ import onnx  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from torch_forward import OnnxNet, Worker, fmt_ms, log, stats  # noqa: E402
+from torch_forward import (OnnxNet, Worker, fmt_ms, log, peak_memory, stats,  # noqa: E402
+                           sync, torch_device)
 
 # ---- the random streams of src/optvis (splitmix64) --------------------------------
 
@@ -190,8 +194,8 @@ class RenderNet:
     """OnnxNet cut after `target`, with Relu and Clip(0, ..) switchable to
     the redirected gradient, as lucid-vk's ReLU gradient mode."""
 
-    def __init__(self, path, target):
-        self.net = OnnxNet(path)
+    def __init__(self, path, target, device):
+        self.net = OnnxNet(path).to(device)
         ops = [n.op_type for n in onnx.load(path).graph.node]  # one step per node
         self.redirect = False
         for i, (fn, ins, out) in enumerate(self.net.steps):
@@ -216,30 +220,31 @@ class RenderNet:
         return self.net(x)[self.target]
 
 
-def render(net, channels, size, pre, steps, seed, redirect_steps=16, lr=0.05):
-    """One render; returns what bench_render's `render` command does."""
+def render(net, dev, channels, size, pre, steps, seed, redirect_steps=16, lr=0.05):
+    """One render on `dev`; returns what bench_render's `render` command does."""
     t_setup = time.perf_counter()
     B, C, H, W = len(channels), 3, size, size
     Hn, Wn = H, W  # fully convolutional up to the layer: the network runs at the image size
     param = torch.from_numpy(spectral_init(B * C * H * (W // 2 + 1) * 2, seed)
-                             .reshape(B, C, H, W // 2 + 1, 2)).requires_grad_(True)
-    scale = torch.from_numpy(spectral_scale(H, W))
-    colour = torch.from_numpy(colour_matrix())
+                             .reshape(B, C, H, W // 2 + 1, 2)).to(dev).requires_grad_(True)
+    scale = torch.from_numpy(spectral_scale(H, W)).to(dev)
+    colour = torch.from_numpy(colour_matrix()).to(dev)
     lo, hi = pre["range"]
-    mean = torch.tensor(pre["mean"], dtype=torch.float32).view(1, C, 1, 1)
-    std = torch.tensor(pre["std"], dtype=torch.float32).view(1, C, 1, 1)
+    mean = torch.tensor(pre["mean"], dtype=torch.float32, device=dev).view(1, C, 1, 1)
+    std = torch.tensor(pre["std"], dtype=torch.float32, device=dev).view(1, C, 1, 1)
     cfg, rng = transform_cfg(size), Rng(seed ^ 0x5EED)
     for _ in range(B):  # lvk_transform_create draws a first set of maps that no step uses
         transform_draw(cfg, rng)
     opt = torch.optim.Adam([param], lr=lr, betas=(0.9, 0.999), eps=1e-8, maximize=True)
-    images, chans = torch.arange(B), torch.tensor(channels)
+    images, chans = torch.arange(B, device=dev), torch.tensor(channels, device=dev)
     values, ends, cpu = [], [], []
+    sync(dev)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         net.redirect = step <= redirect_steps
         theta = torch.tensor([affine_theta(transform_compose(cfg, transform_draw(cfg, rng), H, W,
                                                              Hn, Wn), H, W, Hn, Wn)
-                              for _ in range(B)], dtype=torch.float32)
+                              for _ in range(B)], dtype=torch.float32, device=dev)
         opt.zero_grad()
         raw = torch.fft.irfft2(torch.view_as_complex(param) * scale, s=(H, W)) / 4
         img = torch.sigmoid(torch.einsum("ij,bjhw->bihw", colour, raw))
@@ -254,10 +259,15 @@ def render(net, channels, size, pre, steps, seed, redirect_steps=16, lr=0.05):
         per_image = act[images, chans].reshape(B, -1).mean(1)
         per_image.sum().backward()
         opt.step()
-        values.append(per_image.detach().double().numpy())
+        values.append(per_image.detach().double())
+        # CUDA queues the steps; the time per step spans steps 2..N, so only
+        # the first and the last wait for the device.
+        if step in (1, steps):
+            sync(dev)
         ends.append(time.perf_counter())
         cpu.append(time.process_time())  # every thread of the process
     loop = time.perf_counter() - t0
+    values = [v.cpu().numpy() for v in values]
     return {"steps": steps,
             "step_ms": (ends[-1] - ends[0]) * 1e3 / (steps - 1) if steps > 1 else float("nan"),
             "step_cpu_ms": (cpu[-1] - cpu[0]) * 1e3 / (steps - 1) if steps > 1 else float("nan"),
@@ -284,22 +294,21 @@ def floats(text, n):
 
 
 def worker(args):
-    torch.set_num_threads(os.cpu_count())
-    net = RenderNet(args.model, args.layer)
+    dev, info = torch_device(args.device)
+    net = RenderNet(args.model, args.layer, dev)
     channels = [int(c) for c in args.channels.split(",")]
     pre = {"range": floats(args.range, 2), "mean": floats(args.mean, 3),
            "std": floats(args.std, 3), "bgr": args.bgr}
-    reply({"torch": torch.__version__, "threads": torch.get_num_threads(),
-           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]})
+    reply(info)
     for line in sys.stdin:
         cmd = line.split()
         if not cmd:
             continue
         try:
             if cmd[0] == "render" and len(cmd) == 3:
-                reply(render(net, channels, args.size, pre, int(cmd[1]), int(cmd[2])))
+                reply(render(net, dev, channels, args.size, pre, int(cmd[1]), int(cmd[2])))
             elif cmd[0] == "rss":
-                reply({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+                reply(peak_memory(dev))
             elif cmd[0] == "quit":
                 break
             else:
@@ -343,7 +352,7 @@ def measure(net, batch, args):
                                 "--range=%.9g,%.9g" % tuple(info["range"]),
                                 "--mean=" + ",".join("%.9g" % v for v in info["mean"]),
                                 "--std=" + ",".join("%.9g" % v for v in info["std"])]
-                    + (["--bgr"] if info["bgr"] else []))
+                    + (["--bgr"] if info["bgr"] else []) + ["--device", args.torch_device])
         # Warm-up (lucid-vk compiles its pipelines; PyTorch's allocator and
         # oneDNN primitives), then the renders, alternating which goes first.
         first = {}
@@ -361,9 +370,9 @@ def measure(net, batch, args):
         # profiled renders, the median of each phase.
         profile = [lvk.ask("profile %d %d" % (min(args.steps, args.profile_steps), args.seed))
                    for _ in range(args.profile_reps)]
-        rss = {w.name: w.ask("rss")["peak_rss_bytes"] for w in (lvk, pt)}
+        mem = {w.name: w.ask("rss") for w in (lvk, pt)}
         return {"net": net["name"], "layer": net["layer"], "batch": batch, "info": info,
-                "torch": pt.info, "first": first, "runs": runs, "profile": profile, "rss": rss}
+                "torch": pt.info, "first": first, "runs": runs, "profile": profile, "mem": mem}
     finally:
         for w in (lvk, pt):
             if w:
@@ -444,51 +453,60 @@ def phase_rows(results):
     return [(name, rows[name]) for name in order if name in rows]
 
 
-def tables(results, args):
-    mib = 1 << 20
-    r0 = results[0]
-    out = ["Lucid's recipe on both engines: %d steps at %d px, spectral image with decorrelated "
-           "colour, standard transforms, Adam at 0.05, redirected ReLU gradient for the first 16 "
-           "steps; image i maximises the mean of channel i of the layer (batch 8: channels 0-7); "
-           "seed %d. lucid-vk on %s (%s); PyTorch %s with %d threads (OMP_WAIT_POLICY=%s) on the "
-           "same CPU. Time per step: steps 2..%d of a render, median over %d renders per engine "
-           "(fastest and slowest in parentheses), the engines alternating."
-           % (args.steps, args.size, args.seed, r0["info"]["device"], r0["info"]["driver"],
-              r0["torch"]["torch"], r0["torch"]["threads"], r0["torch"]["omp_wait_policy"],
-              args.steps, args.reps), "",
-           "| network, layer | batch | steps | GFLOP / step | lucid-vk ms / step | GFLOP/s "
-           "| PyTorch ms / step | GFLOP/s | lucid-vk / PyTorch | lucid-vk s / render "
-           "| PyTorch s / render | lucid-vk device MiB | lucid-vk peak RSS MiB "
-           "| PyTorch peak RSS MiB |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        gflop = (r["info"]["flops_fwd"] + r["info"]["flops_bwd"]) / 1e9
-        lv = [x["step_ms"] for x in r["runs"]["lucid-vk"]]
-        pt = [x["step_ms"] for x in r["runs"]["pytorch"]]
-        lvm, ptm = stats(lv)[0], stats(pt)[0]
-        ratio = "%.2f" % (lvm / ptm) if not r["problem"] else "– (see below)"
-        out.append("| %s, `%s` | %d | %d | %.2f | %s | %.1f | %s | %.1f | %s | %.1f | %.1f "
-                   "| %.0f | %.0f | %.0f |" % (
-                       r["net"], r["layer"], r["batch"], args.steps, gflop, fmt_ms(lv),
-                       gflop / (lvm / 1e3), fmt_ms(pt), gflop / (ptm / 1e3), ratio,
-                       stats([x["loop_s"] for x in r["runs"]["lucid-vk"]])[0],
-                       stats([x["loop_s"] for x in r["runs"]["pytorch"]])[0],
-                       max(x["device_bytes"] for x in r["runs"]["lucid-vk"]) / mib,
-                       r["rss"]["lucid-vk"] / mib,
-                       r["rss"]["pytorch"] / mib))
+def cpu_table(results):
     cores = os.cpu_count()
-    out += ["", "### CPU time", "",
-            "CPU time of all threads of each engine's process over the same steps, per step, "
-            "divided by the %d cores: an estimate of the time per step on an otherwise idle "
-            "machine, steadier than wall time when other processes want the CPU." % cores, "",
-            "| network | batch | lucid-vk CPU ms / step / cores | PyTorch CPU ms / step / cores "
-            "| lucid-vk / PyTorch |", "|---|---:|---:|---:|---:|"]
+    out = ["", "### CPU time", "",
+           "CPU time of all threads of each engine's process over the same steps, per step, "
+           "divided by the %d cores: an estimate of the time per step on an otherwise idle "
+           "machine, steadier than wall time when other processes want the CPU." % cores, "",
+           "| network | batch | lucid-vk CPU ms / step / cores | PyTorch CPU ms / step / cores "
+           "| lucid-vk / PyTorch |", "|---|---:|---:|---:|---:|"]
     for r in results:
         lv = [x["step_cpu_ms"] / cores for x in r["runs"]["lucid-vk"]]
         pt = [x["step_cpu_ms"] / cores for x in r["runs"]["pytorch"]]
         ratio = "%.2f" % (stats(lv)[0] / stats(pt)[0]) if not r["problem"] else "– (see below)"
         out.append("| %s | %d | %s | %s | %s |" % (r["net"], r["batch"], fmt_ms(lv), fmt_ms(pt),
                                                    ratio))
+    return out
+
+
+def tables(results, args):
+    mib = 1 << 20
+    r0 = results[0]
+    cuda = r0["torch"]["device_type"] == "cuda"
+    out = ["Lucid's recipe on both engines: %d steps at %d px, spectral image with decorrelated "
+           "colour, standard transforms, Adam at 0.05, redirected ReLU gradient for the first 16 "
+           "steps; image i maximises the mean of channel i of the layer (batch 8: channels 0-7); "
+           "seed %d. lucid-vk on %s (%s); PyTorch %s %s. Time per step: steps 2..%d of a render, "
+           "median over %d renders per engine (fastest and slowest in parentheses), the engines "
+           "alternating."
+           % (args.steps, args.size, args.seed, r0["info"]["device"], r0["info"]["driver"],
+              r0["torch"]["torch"], r0["torch"]["where"], args.steps, args.reps), "",
+           "| network, layer | batch | steps | GFLOP / step | lucid-vk ms / step | GFLOP/s "
+           "| PyTorch ms / step | GFLOP/s | lucid-vk / PyTorch | lucid-vk s / render "
+           "| PyTorch s / render | lucid-vk device MiB | lucid-vk peak RSS MiB "
+           "| PyTorch peak RSS MiB |" + (" PyTorch device MiB |" if cuda else ""),
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+           + ("---:|" if cuda else "")]
+    for r in results:
+        gflop = (r["info"]["flops_fwd"] + r["info"]["flops_bwd"]) / 1e9
+        lv = [x["step_ms"] for x in r["runs"]["lucid-vk"]]
+        pt = [x["step_ms"] for x in r["runs"]["pytorch"]]
+        lvm, ptm = stats(lv)[0], stats(pt)[0]
+        ratio = "%.2f" % (lvm / ptm) if not r["problem"] else "– (see below)"
+        mem = r["mem"]
+        out.append("| %s, `%s` | %d | %d | %.2f | %s | %.1f | %s | %.1f | %s | %.1f | %.1f "
+                   "| %.0f | %.0f | %.0f |%s" % (
+                       r["net"], r["layer"], r["batch"], args.steps, gflop, fmt_ms(lv),
+                       gflop / (lvm / 1e3), fmt_ms(pt), gflop / (ptm / 1e3), ratio,
+                       stats([x["loop_s"] for x in r["runs"]["lucid-vk"]])[0],
+                       stats([x["loop_s"] for x in r["runs"]["pytorch"]])[0],
+                       max(x["device_bytes"] for x in r["runs"]["lucid-vk"]) / mib,
+                       mem["lucid-vk"]["peak_rss_bytes"] / mib,
+                       mem["pytorch"]["peak_rss_bytes"] / mib,
+                       " %.0f |" % (mem["pytorch"]["peak_device_bytes"] / mib) if cuda else ""))
+    if not cuda:  # with PyTorch on a GPU, its CPU time says nothing of its speed
+        out += cpu_table(results)
     out += ["", "### Same work: objective values, setup", "",
             "Objective: mean over the batch of each image's channel mean, in the first render "
             "of each engine. At step 1 both must agree; \"over the last steps\" averages the "
@@ -561,6 +579,7 @@ def main():
     w.add_argument("--mean", default="0")
     w.add_argument("--std", default="1")
     w.add_argument("--bgr", action="store_true")
+    w.add_argument("--device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
     c = sub.add_parser("compare")
     c.add_argument("--lvk", required=True, help="the bench_render executable")
     c.add_argument("--net", action="append", required=True, type=parse_net,
@@ -574,6 +593,8 @@ def main():
     c.add_argument("--profile-steps", type=int, default=4,
                    help="steps of each profiled render (at most --steps)")
     c.add_argument("--profile-reps", type=int, default=3, help="profiled renders per workload")
+    c.add_argument("--torch-device", default="cpu",
+                   help="PyTorch's device: cpu (default; the same CPU as lavapipe) or cuda")
     c.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest accepted relative difference of the step-1 objectives")
     args = ap.parse_args()
