@@ -201,7 +201,10 @@ static double rel_l2(const float *got, const float *want, size_t n)
  * routes those windows' gradients to a neighbouring pixel: about 5%
  * of the input gradient's elements then differ by more than 1e-3 of its
  * largest, 0.7% in L2. There the gradient is held to 2e-2 in L2, which a
- * wrong transform or epilogue exceeds many times over.
+ * wrong transform or epilogue exceeds many times over. So it is on GPUs:
+ * their kernels sum in another order (and fuse multiplies and adds), which
+ * moves arg-maxes just the same (an H100: logits 1.6e-5, input gradient
+ * 2.7e-2 of its largest, 6.4e-3 in L2).
  * With `part`, as a channel-0 render loads it: inception4d alone,
  * of which only channel 0 is read (lvk_graph_need_channels), so its three
  * other branches do not run; channel 0 and the input gradient still match. */
@@ -218,6 +221,7 @@ static void googlenet_check(enum gnet_mode mode)
     if (!ctx)
         skip();
     const bool fast = mode == GNET_FAST, part = mode == GNET_PART;
+    const bool exact_grad = !fast && ctx->is_lavapipe;
     struct lvk_npy x, logits, i4d, grad;
     read_npy("ref_input_1x3x224x224.npy", &x);
     read_npy("ref_googlenet_logits.npy", &logits);
@@ -271,7 +275,7 @@ static void googlenet_check(enum gnet_mode mode)
         printf("logits %.2e, ", el);
     printf("inception4d%s %.2e, input gradient %.2e (L2 %.2e)\n", part ? " channel 0" : "", ea,
            eg, eg2);
-    if (el > k_rel_tol || ea > k_rel_tol || (fast ? eg2 > 2e-2 : eg > k_rel_tol))
+    if (el > k_rel_tol || ea > k_rel_tol || (exact_grad ? eg > k_rel_tol : eg2 > 2e-2))
         fail_msg("googlenet differs from PyTorch beyond %.0e", k_rel_tol);
     free(got);
     free(seed);
