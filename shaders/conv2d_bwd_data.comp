@@ -12,6 +12,10 @@ layout(local_size_x_id = 0) in;
 
 // Store dx rather than add to it (lvk_node.grad_store).
 layout(constant_id = 18) const bool STORE = false;
+// A strided convolution without dilation, one pixel per invocation (BP = 1):
+// only the taps kh = th0 mod SH, + SH, ... (alike kw) can reach the pixel, so
+// the loops visit those alone (a quarter of a stride-2 kernel's taps).
+layout(constant_id = 19) const bool PHASED = false;
 
 layout(std430, set = 0, binding = 0) buffer DX { float dx[]; };          // dx: [N, C, H, W]
 layout(std430, set = 0, binding = 1) readonly buffer DY { float dy[]; }; // dy: [N, M, OH, OW]
@@ -43,11 +47,13 @@ void main()
     for (uint k = 0; k < BC * BP; ++k)
         acc[k] = 0.0;
 
+    const uint kh0 = PHASED ? uint(th0[0] % SH) : 0u, kh_step = PHASED ? uint(SH) : 1u;
+    const uint kw0 = PHASED ? uint(tw0[0] % SW) : 0u, kw_step = PHASED ? uint(SW) : 1u;
     for (uint mm = 0; mm < MG; ++mm) {
         const uint m = g * MG + mm;
         const uint yo = (n * M + m) * OH * OW;
-        for (uint kh = 0; kh < KH; ++kh) {
-            for (uint kw = 0; kw < KW; ++kw) {
+        for (uint kh = kh0; kh < KH; kh += kh_step) {
+            for (uint kw = kw0; kw < KW; kw += kw_step) {
                 float gv[BP];
                 for (uint j = 0; j < BP; ++j) {
                     int th = th0[j] - int(kh) * DH;

@@ -99,7 +99,7 @@ static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n,
 
 /* Constants of conv2d_fwd.comp after the geometry and HAS_BIAS. */
 enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_HAS_RESID, CL_FWD_NSPEC };
-enum { CL_BWD_STORE = 18, CL_BWD_NSPEC };
+enum { CL_BWD_STORE = 18, CL_BWD_PHASED, CL_BWD_NSPEC };
 
 /* Invocations a classic grid should have. Measured on an H100 (NVIDIA 580;
  * 64-lane workgroups), a Lucid render step at 128 px, GoogLeNet to
@@ -132,6 +132,11 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
     pass->wslot = -1;
     uint32_t bc = LVK_MIN(chans, 8u);
     uint32_t bp = LVK_MIN(LVK_MIN(32u / bc, 8u), npix);
+    /* A strided backward visits only the taps that reach its pixel, which
+     * differ from pixel to pixel: one pixel per invocation. */
+    const bool phased = bwd && (g->sh > 1 || g->sw > 1) && g->dh == 1 && g->dw == 1;
+    if (phased)
+        bp = 1;
     /* A GPU hides memory latency with many invocations in flight, and the
      * small maps of late layers give few at this block size (GoogLeNet's
      * 8x8 maps in a 128 px render: a few thousand, where an H100 holds
@@ -162,7 +167,8 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
         (uint32_t)g->sh, (uint32_t)g->sw, (uint32_t)g->dh, (uint32_t)g->dw,
         (uint32_t)g->pt, (uint32_t)g->pl, bc, bp,
         bwd ? 0 : p->bias,  /* forward: HAS_BIAS; backward: STORE */
-        0, 0, 0, 0,         /* forward only: HAS_ACT, ACT_LO, ACT_HI, HAS_RESID */
+        phased,             /* forward: HAS_ACT; backward: PHASED */
+        0, 0, 0,            /* forward only: ACT_LO, ACT_HI, HAS_RESID */
     };
     _Static_assert(LVK_ARRAY_LEN(spec) == CL_FWD_NSPEC, "conv2d_fwd.comp's constants");
     /* The activation and residual constants and STORE are set at recording. */
