@@ -39,6 +39,10 @@ struct lvk_device_info {
     uint32_t max_shared_bytes;     /* maxComputeSharedMemorySize */
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_size[3];
+    /* Invocations the device holds in flight at once, from its core counts
+     * (VK_NV_shader_sm_builtins, VK_AMD_shader_core_properties); 0 where the
+     * driver does not tell. */
+    uint64_t resident_invocations;
 };
 
 const char *lvk_device_type_str(enum lvk_device_type t);

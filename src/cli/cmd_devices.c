@@ -10,7 +10,8 @@ int cmd_devices(int argc, char **argv)
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: lucidvk devices\n\nLists every Vulkan device: index, name, type, driver, "
                "Vulkan version,\ndevice-local memory, subgroup size, shared memory per workgroup "
-               "and\nworkgroup limits. Pick one with --device N|NAME or $LVK_DEVICE.\n");
+               "and\nworkgroup limits, and how many invocations it holds in flight where the driver\n"
+               "says. Pick one with --device N|NAME or $LVK_DEVICE.\n");
         return 0;
     }
     struct lvk_device_info *d;
@@ -28,6 +29,9 @@ int cmd_devices(int argc, char **argv)
                (double)d[i].device_local_bytes / (1 << 30), d[i].subgroup_size,
                d[i].max_shared_bytes / 1024, d[i].max_workgroup_invocations,
                d[i].max_workgroup_size[0], d[i].max_workgroup_size[1], d[i].max_workgroup_size[2]);
+        if (d[i].resident_invocations)
+            printf("   %llu invocations in flight at most\n",
+                   (unsigned long long)d[i].resident_invocations);
     }
     free(d);
     return 0;

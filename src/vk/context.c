@@ -157,6 +157,20 @@ static enum lvk_device_type map_type(VkPhysicalDeviceType t)
     }
 }
 
+static bool has_extension(VkPhysicalDevice pd, const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *e = lvk_calloc(n, sizeof *e);
+    bool found = false;
+    if (e && vkEnumerateDeviceExtensionProperties(pd, NULL, &n, e) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(e[i].extensionName, name);
+    free(e);
+    return found;
+}
+
 /* Fills the public description of a device, its driver id and, where
  * shuffle is not NULL, whether its compute shaders have subgroupShuffle. */
 static void describe(VkPhysicalDevice pd, int index, struct lvk_device_info *info,
@@ -173,6 +187,18 @@ static void describe(VkPhysicalDevice pd, int index, struct lvk_device_info *inf
     /* Driver properties are core in 1.2; ask only where the device has them. */
     if (base.apiVersion >= VK_API_VERSION_1_2)
         sub.pNext = &drv;
+    /* Core counts, where the vendor's extension gives them. */
+    VkPhysicalDeviceShaderSMBuiltinsPropertiesNV nv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+    VkPhysicalDeviceShaderCorePropertiesAMD amd = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD};
+    void **tail = base.apiVersion >= VK_API_VERSION_1_2 ? &drv.pNext : &sub.pNext;
+    if (has_extension(pd, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+        *tail = &nv;
+        tail = &nv.pNext;
+    }
+    if (has_extension(pd, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME))
+        *tail = &amd;
     vkGetPhysicalDeviceProperties2(pd, &p2);
     const VkPhysicalDeviceProperties *p = &p2.properties;
 
@@ -194,6 +220,14 @@ static void describe(VkPhysicalDevice pd, int index, struct lvk_device_info *inf
     info->max_workgroup_invocations = p->limits.maxComputeWorkGroupInvocations;
     for (int i = 0; i < 3; i++)
         info->max_workgroup_size[i] = p->limits.maxComputeWorkGroupSize[i];
+    if (nv.shaderSMCount)
+        info->resident_invocations =
+            (uint64_t)nv.shaderSMCount * nv.shaderWarpsPerSM * sub.subgroupSize;
+    else if (amd.shaderEngineCount)
+        info->resident_invocations = (uint64_t)amd.shaderEngineCount *
+                                     amd.shaderArraysPerEngineCount *
+                                     amd.computeUnitsPerShaderArray * amd.simdPerComputeUnit *
+                                     amd.wavefrontsPerSimd * amd.wavefrontSize;
 
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);

@@ -101,19 +101,23 @@ static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n,
 enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_HAS_RESID, CL_FWD_NSPEC };
 enum { CL_BWD_STORE = 18, CL_BWD_PHASED, CL_BWD_NSPEC };
 
-/* Invocations a classic grid should have. Measured on an H100 (NVIDIA 580;
- * 64-lane workgroups), a Lucid render step at 128 px, GoogLeNet to
- * inception4d at batch 1 / 8 and MobileNet V2 at batch 8: 7.7 / 8.6 / 3.0 ms
- * with no minimum, 2.5 / 5.7 / 2.0 at 16384, 2.3 / 3.9 / 1.5 at 65536,
- * 2.3 / 5.0 / 1.6 at 262144. lavapipe runs an invocation per SIMD lane of a
- * few cores, where bigger blocks always pay: none. LVK_CONV_MIN_INVOCATIONS
- * overrides it (tests; tuning another GPU). */
+/* Invocations a classic grid should have: a quarter of what the device
+ * holds in flight, where its driver tells (lvk_device_info), else 65536.
+ * Measured on an H100 (NVIDIA 580, 270336 resident; 64-lane workgroups), a
+ * Lucid render step at 128 px, GoogLeNet to inception4d at batch 1 / 8 and
+ * MobileNet V2 at batch 8: 7.7 / 8.6 / 3.0 ms with no minimum, 2.5 / 5.7 /
+ * 2.0 at 16384, 2.3 / 3.9 / 1.5 at 65536, 2.3 / 5.0 / 1.6 at 262144.
+ * lavapipe runs an invocation per SIMD lane of a few cores, where bigger
+ * blocks always pay: none. LVK_CONV_MIN_INVOCATIONS overrides it (tests;
+ * tuning). */
 static uint64_t conv_fill(const struct lvk_ctx *ctx)
 {
     const char *env = getenv("LVK_CONV_MIN_INVOCATIONS");
     if (env && *env)
         return strtoull(env, NULL, 10);
-    return ctx->is_lavapipe ? 0 : 65536;
+    if (ctx->is_lavapipe)
+        return 0;
+    return ctx->info.resident_invocations ? ctx->info.resident_invocations / 4 : 65536;
 }
 
 /* The forward blocks over output channels and pixels, the backward over input
