@@ -105,6 +105,28 @@ static int pipelines_of(enum lvk_shader_id id)
     return count;
 }
 
+/* Under test_conv_fill (CMakeLists.txt), a target of 2^32 invocations, more
+ * than any case's grid can have: the classic pipelines built since `first`
+ * must have blocks of one channel and one pixel (constants BC and BP of
+ * shaders/common/conv2d.glsl), or that run tested the usual blocks again. */
+static void check_fill_blocks(int first)
+{
+    const char *fill = getenv("LVK_CONV_MIN_INVOCATIONS");
+    if (!fill || strtoull(fill, NULL, 10) < (1ull << 32))
+        return;
+    const struct lvk_ctx *ctx = lvk_test_ctx();
+    int classic = 0;
+    for (int i = first; i < ctx->npipelines; i++) {
+        const struct lvk_pipeline *p = ctx->pipelines[i];
+        if (p->shader != LVK_SHADER_CONV2D_FWD && p->shader != LVK_SHADER_CONV2D_BWD_DATA)
+            continue;
+        assert_int_equal(p->spec[16], 1);
+        assert_int_equal(p->spec[17], 1);
+        classic++;
+    }
+    assert_true(classic > 0);
+}
+
 /* x runtime (differentiated), w and b constants; once per kernel family. */
 static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
                      const struct lvk_attr *attrs, int nattrs, const struct conv_ref *r)
@@ -137,7 +159,10 @@ static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
                                r->sh == 1 && r->sw == 1 && r->dh == 1 && r->dw == 1 &&
                                r->pt <= 2 && r->pl <= 2 && lvk_test_ctx()->texel_conv;
         int before = pipelines_of(kernel_fwd_shader[k]);
+        const int first = lvk_test_ctx()->npipelines;
         lvk_test_op(&c);
+        if (!strcmp(kernels[k], "classic"))
+            check_fill_blocks(first);
         bool built = pipelines_of(kernel_fwd_shader[k]) > before;
         if (!strcmp(kernels[k], "winograd"))
             assert_int_equal(built, wino_case);
