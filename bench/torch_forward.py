@@ -443,6 +443,7 @@ def measure(net, lo, hi, batch, workers, args, tmp):
         "flops_fwd": lvk.info["flops_fwd"], "flops_bwd": lvk.info["flops_bwd"],
         "arena": lvk.info["arena_bytes"], "device": lvk.info["device"],
         "driver": lvk.info["driver"], "torch": pt.info["torch"], "where": pt.info["where"],
+        "torch_device": pt.info["device_type"],
         "samples": samples,
         "variants": [w.name for w in workers[2:]],
         "first": first,
@@ -499,7 +500,7 @@ def tables(results):
         out.append("")
     mib = 1 << 20
     # On CUDA, PyTorch's device memory too (lucid-vk's is its arena).
-    cuda = any("peak_device_bytes" in r["mem"]["pytorch"] for r in results)
+    cuda = bool(results) and results[0]["torch_device"] == "cuda"
     out += ["### Memory, first run, agreement, repetitions", "",
             "| network | batch | lucid-vk arena MiB | lucid-vk peak RSS MiB | PyTorch peak RSS MiB "
             + ("| PyTorch device MiB " if cuda else "") +
