@@ -2,6 +2,7 @@
 // Gradient of max pooling with storage-buffer loads: dx[p, ih, iw] += sum of
 // dy over the windows whose saved arg-max is (ih, iw); see common/maxpool.glsl.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 layout(local_size_x = 64) in;
 #include "common/index.glsl"
 #include "common/relu_mode.glsl"

@@ -2,6 +2,7 @@
 // Gradient of max pooling reading dy (r32f view) and the arg-maxes (r32i
 // view) through texel buffers; see common/maxpool.glsl.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 layout(local_size_x = 64) in;
 #include "common/index.glsl"
 #include "common/relu_mode.glsl"

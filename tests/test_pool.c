@@ -243,13 +243,16 @@ static void test_maxpool_1d(void **state)
 
 static void test_maxpool_rows(void **state)
 {
-    /* Where an invocation's 4 outputs (forward: OW % 4 == 0) or 4 inputs
-     * (backward: W % 4 == 0) lie in one row, they share the window loads,
-     * read 4 columns at a time when W % 4 == 0 too (common/maxpool.glsl):
-     * GoogLeNet's 3x3/s1 pad 1 and 3x3/s2 ceil pools, stride 3, dilations
-     * with pads, and each side without the other. */
+    /* Where an invocation's 4 outputs lie in one row (forward: OW % 4 ==
+     * 0) they share the window loads, read 4 columns at a time when W % 4
+     * == 0 too; with W % 4 == 0 the backward takes blocks of rows and
+     * columns that share the windows they read (common/maxpool.glsl), some
+     * cut short by the map's edges: GoogLeNet's 3x3/s1 pad 1 and 3x3/s2
+     * ceil pools, stride 3, dilations with pads, and each side without the
+     * other. */
     const struct lvk_attr s1[] = {INTS("kernel_shape", 3, 3), INTS("pads", 1, 1, 1, 1)};
     run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 8, 16), s1, 2);
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 7, 12), s1, 2);    /* partial blocks */
     const struct lvk_attr s2[] = {INTS("kernel_shape", 3, 3), INTS("strides", 2, 2),
                                   INT("ceil_mode", 1)};
     run("MaxPool", (struct lvk_shape)SHAPE(2, 5, 9, 16), s2, 3);    /* OW 8 */

@@ -5,11 +5,11 @@
 // a loop over the SIMD lanes). The includer declares the outputs, as vec4
 // arrays (y4, argmax4: ivec4; dx4), and the loads: LOAD_X(i) and LOAD_X4(t),
 // 4 columns of x at once (forward), LOAD_DY(o), LOAD_ARG(o), LOAD_ACT4(t)
-// (backward). Each invocation handles 4 consecutive elements and stores them
-// as one vec4 (lavapipe loops over the lanes for every store too); buffers
-// are padded to whole vec4s (lvk_arena_create). The includer also declares
-// the workgroup size and includes common/index.glsl and, for the backward,
-// common/relu_mode.glsl.
+// (backward). Each invocation stores runs of 4 consecutive elements as one
+// vec4 (lavapipe loops over the lanes for every store too); buffers are
+// padded to whole vec4s (lvk_arena_create). The includer also declares the
+// workgroup size and includes common/index.glsl and, for the backward,
+// common/relu_mode.glsl (and enables GL_EXT_control_flow_attributes).
 
 layout(constant_id = 0) const uint P = 1;      // planes: N * C
 layout(constant_id = 1) const int H = 1;       // input height
@@ -115,65 +115,125 @@ void main()
 }
 #endif
 
-// Backward, one invocation per 4 input pixels: each gets the sum of dy over
-// the windows whose saved arg-max is that pixel, so every element has one
-// writer (no atomics); a window whose arg-max is the pixel holds it. It
-// visits only the windows that may hold the pixels: window rows from the
-// last one starting at or before them, back NH - 1 more; columns alike,
-// from the last one starting at or before the last pixel, back over the
-// candidates of the first (with ROWS the 4 pixels of a row share them:
-// ceil(3 / SW) more); never more than there are windows (a global pool has
-// one). Fixed trip counts unroll, and loads at clamped indices need no
-// branch; candidates outside the output add nothing.
+// Backward: each input pixel gets the sum of dy over the windows whose
+// saved arg-max is that pixel, so every element has one writer (no
+// atomics). Two shapes of work:
+// - ROWS (W % 4 == 0): an invocation takes a block of BR = MR * SH rows by
+//   BW = 4 * MC * SW columns (whole vec4s), which starts where window row
+//   t * MR and column u * 4 * MC do. The windows that reach it are then the
+//   same relative to it for every block: D0 .. D1 rows, E0 .. E1 columns of
+//   them, and which of its pixels each window covers is known when the
+//   pipeline is built, so the loops unroll into the pairs that can meet. A
+//   stride-2 3x3 pool reads 10 windows for 16 pixels where a row of 4
+//   pixels alone reads 8.
+// - otherwise 4 consecutive pixels, each on its own: window rows from the
+//   last one starting at or before it, back NH - 1 more; columns alike.
+// Fixed trip counts unroll, and loads at clamped indices need no branch;
+// windows outside the output add nothing.
+layout(constant_id = 16) const int MR = 1;
+layout(constant_id = 17) const int MC = 1;
+const int BR = MR * SH, BW = 4 * MC * SW;
+// The reach of a window past its first row / column, less the pad; never
+// negative (pads are smaller than the kernel's extent).
+const int REACH_H = (KH - 1) * DH - PH, REACH_W = (KW - 1) * DW - PW;
+const int D0 = -(REACH_H / SH), D1 = (BR - 1 + PH) / SH;
+const int E0 = -(REACH_W / SW), E1 = (BW - 1 + PW) / SW;
 const int NH0 = (KH - 1) * DH / SH + 1;
 const int NW0 = (KW - 1) * DW / SW + 1;
 const int NH = NH0 < OH ? NH0 : OH;
+const int NW = NW0 < OW ? NW0 : OW;
+
+// Does a window starting at row (column) `first` of the block cover its
+// row (column) `at`? Its taps lie every d from its start, up to reach.
+bool covers(int at, int first, int reach, int d)
+{
+    const int off = at - first;
+    return off >= 0 && off <= reach && off % d == 0;
+}
 
 #ifdef LOAD_DY
-// Pixels i .. i + ns - 1 (one row), into the first ns components.
-vec4 maxpool_grad(uint i, int ns)
+float maxpool_grad(int me, uint obase)
 {
-    int me = int(i % uint(H * W));
     int ih = me / W;
     int iw = me % W;
-    uint obase = i / uint(H * W) * uint(OH * OW);
     int ohl = min((ih + PH) / SH, OH - 1);
-    int owl = min((iw + ns - 1 + PW) / SW, OW - 1);
-    int nw = min((ns - 1 + SW - 1) / SW + NW0, OW);
-    vec4 acc = vec4(0.0);
-    for (int t = 0; t < NH; t++) {
-        int oh = ohl - t;
-        for (int u = 0; u < nw; u++) {
-            int ow = owl - u;
+    int owl = min((iw + PW) / SW, OW - 1);
+    float acc = 0.0;
+    for (int t = 0; t < NH; t++)
+        for (int u = 0; u < NW; u++) {
+            int oh = ohl - t, ow = owl - u;
             uint o = obase + uint(max(oh, 0) * OW + max(ow, 0));
             int a = LOAD_ARG(o);
             float g = LOAD_DY(o);
-            for (int k = 0; k < ns; k++)
-                acc[k] += oh >= 0 && ow >= 0 && a == me + k ? g : 0.0;
+            acc += oh >= 0 && ow >= 0 && a == me ? g : 0.0;
         }
-    }
     return acc;
 }
 
-void main()
+// The gradient of 4 consecutive elements from t4 * 4, masked and added
+// or stored as FLAGS say.
+void maxpool_store(uint t4, vec4 acc)
 {
-    const uint i = lvk_flat_index() * 4u, n = P * uint(H * W);
-    if (i >= n)
-        return;
-    vec4 acc;
-    if (ROWS)
-        acc = maxpool_grad(i, 4);
-    else
-        for (uint k = 0; k < 4u; ++k)
-            acc[k] = i + k < n ? maxpool_grad(i + k, 1).x : 0.0;
     if (MASK) {
         const uint mode = ctrl.relu_mode;
-        const vec4 s = LOAD_ACT4(i / 4u);
+        const vec4 s = LOAD_ACT4(t4);
         for (uint k = 0; k < 4u; ++k)
             acc[k] = lvk_relu_grad(mode, s[k], acc[k], ACT_LO, ACT_HI);
     }
     if (!STORE)
-        acc += dx4[i / 4u];
-    dx4[i / 4u] = acc;
+        acc += dx4[t4];
+    dx4[t4] = acc;
+}
+
+void main()
+{
+    const uint nbr = (uint(H) + uint(BR) - 1u) / uint(BR);
+    const uint nbc = (uint(W) + uint(BW) - 1u) / uint(BW);
+    const uint i = lvk_flat_index();
+    if (!ROWS) {
+        const uint n = P * uint(H * W);
+        if (i * 4u >= n)
+            return;
+        vec4 acc = vec4(0.0);
+        for (uint k = 0; k < 4u && i * 4u + k < n; ++k) {
+            const uint e = i * 4u + k;
+            acc[k] = maxpool_grad(int(e % uint(H * W)), e / uint(H * W) * uint(OH * OW));
+        }
+        maxpool_store(i, acc);
+        return;
+    }
+    if (i >= P * nbr * nbc)
+        return;
+    const uint p = i / (nbr * nbc);
+    const int t = int(i / nbc % nbr), u = int(i % nbc);
+    const int r0 = t * BR, c0 = u * BW;
+    const uint obase = p * uint(OH * OW);
+    float acc[BR * BW];
+    [[unroll]] for (int k = 0; k < BR * BW; ++k)
+        acc[k] = 0.0;
+    [[unroll]] for (int d = D0; d <= D1; ++d) {
+        [[unroll]] for (int e = E0; e <= E1; ++e) {
+            const int oh = t * MR + d, ow = u * 4 * MC + e;
+            const bool inside = oh >= 0 && oh < OH && ow >= 0 && ow < OW;
+            const uint o = obase + uint(clamp(oh, 0, OH - 1) * OW + clamp(ow, 0, OW - 1));
+            // The arg-max relative to the block's first pixel.
+            const int a = LOAD_ARG(o) - (r0 * W + c0);
+            const float dy = LOAD_DY(o);
+            const float g = inside ? dy : 0.0;
+            [[unroll]] for (int y = 0; y < BR; ++y) {
+                if (!covers(y, d * SH - PH, (KH - 1) * DH, DH))
+                    continue;
+                [[unroll]] for (int x = 0; x < BW; ++x)
+                    if (covers(x, e * SW - PW, (KW - 1) * DW, DW))
+                        acc[y * BW + x] += a == y * W + x ? g : 0.0;
+            }
+        }
+    }
+    [[unroll]] for (int y = 0; y < BR; ++y)
+        [[unroll]] for (int q = 0; q < BW / 4; ++q)
+            if (r0 + y < H && c0 + 4 * q < W)
+                maxpool_store((p * uint(H * W) + uint((r0 + y) * W + c0)) / 4u + uint(q),
+                              vec4(acc[y * BW + 4 * q], acc[y * BW + 4 * q + 1],
+                                   acc[y * BW + 4 * q + 2], acc[y * BW + 4 * q + 3]));
 }
 #endif

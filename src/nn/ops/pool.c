@@ -224,18 +224,20 @@ static lvk_status global_avgpool_prepare(struct lvk_model *m, struct lvk_node *n
 
 /* Specialization constants of shaders/{max,avg}pool_{fwd,bwd}.comp, in
  * constant_id order; avgpool takes the first 11 (no dilation), maxpool
- * adds its FLAGS and the bounds of a fused gradient mask (MP_*). */
+ * adds its FLAGS, the bounds of a fused gradient mask (MP_*), and the
+ * backward its block of windows (common/maxpool.glsl: MR, MC). */
 enum { MP_ROWS = 1, MP_XV4 = 2, MP_MASK = 4, MP_STORE = 8 };
 
 static const struct lvk_pipeline *pool_pipeline(struct lvk_model *m, const struct pool *p,
                                                 enum lvk_shader_id id, uint32_t nspec,
-                                                uint32_t flags, float lo, float hi)
+                                                uint32_t flags, float lo, float hi,
+                                                const uint32_t block[2])
 {
-    const uint32_t spec[16] = {
+    const uint32_t spec[18] = {
         (uint32_t)p->planes, (uint32_t)p->h, (uint32_t)p->w, (uint32_t)p->oh, (uint32_t)p->ow,
         (uint32_t)p->kh, (uint32_t)p->kw, (uint32_t)p->sh, (uint32_t)p->sw,
         (uint32_t)p->ph, (uint32_t)p->pw, (uint32_t)p->dh, (uint32_t)p->dw,
-        flags, lvk_spec_f32(lo), lvk_spec_f32(hi),
+        flags, lvk_spec_f32(lo), lvk_spec_f32(hi), block ? block[0] : 1, block ? block[1] : 1,
     };
     return lvk_pipeline_get(m->ctx, id, spec, nspec);
 }
@@ -260,7 +262,7 @@ static lvk_status maxpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lv
         flags |= MP_XV4;
     const struct lvk_pipeline *pipe =
         pool_pipeline(m, p, texel ? LVK_SHADER_MAXPOOL_FWD_TEXEL : LVK_SHADER_MAXPOOL_FWD, 16,
-                      flags, 0, 0);
+                      flags, 0, 0, NULL);
     if (!pipe)
         return LVK_ERR_VULKAN;
     struct lvk_bind x = LVK_B(lvk_in(m, n, 0)->buf);
@@ -288,11 +290,22 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     if (!dx)
         return LVK_OK;
     const bool texel = maxpool_texel(m, p);
-    const uint32_t flags = (p->w % 4 == 0 ? MP_ROWS : 0) | (a ? MP_MASK : 0) |
+    const bool rows = p->w % 4 == 0;
+    const uint32_t flags = (rows ? MP_ROWS : 0) | (a ? MP_MASK : 0) |
                            (lvk_graph_grad_stores(n, 0) ? MP_STORE : 0);
+    /* With W % 4 == 0 an invocation takes a block of MR x MC windows'
+     * strides (times 4 columns; common/maxpool.glsl), which share the
+     * windows they read: 2 x 8 pixels at least on lavapipe, where fetches
+     * set the pace (GoogLeNet's eight MaxPool gradients in a 128-px batch-8
+     * render step, alternating 4 rounds: 17.0-27.3 -> 9.0-10.6 ms; 1 x 1
+     * blocks of stride-1 pools, 4 pixels as before, took 0.6-0.7 ms each
+     * where 2 x 2 take 0.4-0.5); a window's stride high and 4 wide on GPUs,
+     * which want many invocations. */
+    const uint32_t block[2] = {texel ? (uint32_t)LVK_MAX(1, 2 / p->sh) : 1,
+                               texel ? (uint32_t)LVK_MAX(1, 2 / p->sw) : 1};
     const struct lvk_pipeline *pipe =
-        pool_pipeline(m, p, texel ? LVK_SHADER_MAXPOOL_BWD_TEXEL : LVK_SHADER_MAXPOOL_BWD, 16,
-                      flags, lo, hi);
+        pool_pipeline(m, p, texel ? LVK_SHADER_MAXPOOL_BWD_TEXEL : LVK_SHADER_MAXPOOL_BWD, 18,
+                      flags, lo, hi, block);
     if (!pipe)
         return LVK_ERR_VULKAN;
     struct lvk_bind dy = LVK_B(lvk_out(m, n, 0)->grad), arg = LVK_B(n->extra[p->slot]);
@@ -300,15 +313,18 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     dy.format = VK_FORMAT_R32_SFLOAT;
     arg.format = VK_FORMAT_R32_SINT;
     act.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+    const int64_t br = block[0] * p->sh, bw = 4 * block[1] * p->sw;
+    const uint64_t count = rows ? (uint64_t)(p->planes * LVK_CEIL_DIV(p->h, br) *
+                                             LVK_CEIL_DIV(p->w, bw))
+                                : LVK_CEIL_DIV((uint64_t)(p->planes * p->h * p->w), 4);
     return lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(dx), dy, arg, act, LVK_B(m->ctrl)), 5,
-                           NULL, 0, LVK_CEIL_DIV((uint64_t)(p->planes * p->h * p->w), 4),
-                           "maxpool_bwd");
+                           NULL, 0, count, "maxpool_bwd");
 }
 
 static lvk_status avgpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
 {
     const struct pool *p = n->priv;
-    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_AVGPOOL_FWD, 11, 0, 0, 0);
+    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_AVGPOOL_FWD, 11, 0, 0, 0, NULL);
     if (!pipe)
         return LVK_ERR_VULKAN;
     return lvk_dispatch_1d(cmd, pipe,
@@ -323,7 +339,7 @@ static lvk_status avgpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     const struct lvk_value *x = lvk_in(m, n, 0);
     if (!x->grad)
         return LVK_OK;
-    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_AVGPOOL_BWD, 11, 0, 0, 0);
+    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_AVGPOOL_BWD, 11, 0, 0, 0, NULL);
     if (!pipe)
         return LVK_ERR_VULKAN;
     return lvk_dispatch_1d(cmd, pipe,
