@@ -18,15 +18,16 @@
 layout(local_size_x = 64) in;
 #include "common/index.glsl"
 
-layout(constant_id = 0) const uint C = 1;    // channels
-layout(constant_id = 1) const uint H = 1;    // map height, width
-layout(constant_id = 2) const uint W = 1;
-layout(constant_id = 3) const uint TW = 1;   // tiles per row
-layout(constant_id = 4) const uint T = 1;    // tiles per image
-layout(constant_id = 5) const uint NT = 1;   // tiles of the batch
-layout(constant_id = 6) const uint NC = 4;   // columns: NT rounded up to 4
-layout(constant_id = 7) const int PT = 0;    // padding before the first row, column
-layout(constant_id = 8) const int PL = 0;
+// Pushed, not specialised: layers that differ only in it share a pipeline.
+layout(push_constant) uniform Dims { uint C; };   // channels
+layout(constant_id = 0) const uint H = 1;    // map height, width
+layout(constant_id = 1) const uint W = 1;
+layout(constant_id = 2) const uint TW = 1;   // tiles per row
+layout(constant_id = 3) const uint T = 1;    // tiles per image
+layout(constant_id = 4) const uint NT = 1;   // tiles of the batch
+layout(constant_id = 5) const uint NC = 4;   // columns: NT rounded up to 4
+layout(constant_id = 6) const int PT = 0;    // padding before the first row, column
+layout(constant_id = 7) const int PL = 0;
 
 layout(std430, set = 0, binding = 0) writeonly buffer V { vec4 v4[]; };  // [36, C, NC]
 layout(set = 0, binding = 1) uniform textureBuffer x;   // in: rgba32f view where XV4, else r32f

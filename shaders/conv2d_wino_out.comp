@@ -11,18 +11,19 @@
 layout(local_size_x = 64) in;
 #include "common/index.glsl"
 
-layout(constant_id = 0) const uint K = 1;    // out channels
-layout(constant_id = 1) const uint OH = 1;   // out map height, width
-layout(constant_id = 2) const uint OW = 1;
-layout(constant_id = 3) const uint TW = 1;   // tiles per row
-layout(constant_id = 4) const uint T = 1;    // tiles per image
-layout(constant_id = 5) const uint NT = 1;   // tiles of the batch
-layout(constant_id = 6) const uint NC = 4;   // columns of M: NT rounded up to 4
-layout(constant_id = 7) const uint FLAGS = 0; // conv2d_texel.comp's: 1 bias, 2 backward,
+// Pushed, not specialised: layers that differ only in it share a pipeline.
+layout(push_constant) uniform Dims { uint K; };   // out channels
+layout(constant_id = 0) const uint OH = 1;   // out map height, width
+layout(constant_id = 1) const uint OW = 1;
+layout(constant_id = 2) const uint TW = 1;   // tiles per row
+layout(constant_id = 3) const uint T = 1;    // tiles per image
+layout(constant_id = 4) const uint NT = 1;   // tiles of the batch
+layout(constant_id = 5) const uint NC = 4;   // columns of M: NT rounded up to 4
+layout(constant_id = 6) const uint FLAGS = 0; // conv2d_texel.comp's: 1 bias, 2 backward,
                                               // 16 activation, 64 gradient mask,
                                               // 128 backward stores, 256 fused Add
-layout(constant_id = 8) const float ACT_LO = 0.0;
-layout(constant_id = 9) const float ACT_HI = 0.0;
+layout(constant_id = 7) const float ACT_LO = 0.0;
+layout(constant_id = 8) const float ACT_HI = 0.0;
 
 const bool BIAS = (FLAGS & 1) != 0;
 const bool YV4 = OW % 4 == 0;                // a tile's rows are aligned vec4s

@@ -149,8 +149,9 @@ static void conv_run(int nd, const int64_t *xs, const int64_t *ws, bool bias,
             .seed = 1234,
             .user = (void *)r,
         };
-        /* Each case has its own shapes, so the kernel it ran on built a new
-         * pipeline (the second texel run may share the first's: layers whose
+        /* Each case has its own maps or kernel (channel counts are pushed,
+         * not specialised), so the kernel it ran on built a new pipeline
+         * (the second texel run may share the first's: layers whose
          * lanes take channel blocks have no weights to share); winograd only
          * for 3x3 stride-1 layers, on devices where the texel kernel can run
          * (forced, it runs on GPUs too; where it cannot, classic runs, whose

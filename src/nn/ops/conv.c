@@ -53,6 +53,7 @@ struct conv_pass {
     uint32_t spec[LVK_MAX_SPEC], nspec;
     uint32_t groups[3];
     int wslot;              /* texel: extra holding the re-laid-out weights */
+    uint32_t dims[3];       /* texel: in and out channels per group, groups (pushed) */
     VkFormat in_format;     /* texel: view of the input, r32f or rgba32f */
     /* winograd: the fields above plan the product (a texel pass); the
      * transforms tile the out map th x tw, nt tiles in the batch, padded
@@ -186,9 +187,10 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
 
 /* ---- texel kernel: conv2d_texel.comp ---------------------------------------------------- */
 
-/* Constants of conv2d_texel.comp, in constant_id order. */
+/* Constants of conv2d_texel.comp, in constant_id order; its channels and
+ * groups are push constants (conv_pass.dims). */
 enum {
-    TX_LANES, TX_CI, TX_CO, TX_G, TX_H, TX_W, TX_OH, TX_OW, TX_KH, TX_KW, TX_SH, TX_SW,
+    TX_LANES, TX_H, TX_W, TX_OH, TX_OW, TX_KH, TX_KW, TX_SH, TX_SW,
     TX_DH, TX_DW, TX_PT, TX_PL, TX_BC, TX_PW, TX_PH, TX_FLAGS, TX_CU, TX_ACT_LO, TX_ACT_HI,
     TX_SG, TX_NSPEC
 };
@@ -280,9 +282,9 @@ static size_t texel_widx(const struct conv_pass *pass, uint32_t gi, uint32_t mo,
                          uint32_t k)
 {
     const uint32_t *s = pass->spec;
-    uint32_t bc = s[TX_BC], nblk = LVK_CEIL_DIV(s[TX_CO], bc);
+    uint32_t bc = s[TX_BC], nblk = LVK_CEIL_DIV(pass->dims[1], bc);
     size_t nwt4 = LVK_CEIL_DIV(s[TX_KH] * s[TX_KW] * bc, 4u) * 4;
-    return ((size_t)(gi * nblk + mo / bc) * s[TX_CI] + c) * nwt4 + k * bc + mo % bc;
+    return ((size_t)(gi * nblk + mo / bc) * pass->dims[0] + c) * nwt4 + k * bc + mo % bc;
 }
 
 /* Plans one direction: forward computes y from x (in channels cg, out mg),
@@ -336,7 +338,7 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     while (ci % (2 * s[TX_CU]) == 0 && s[TX_CU] * kk < 8 &&
            2 * s[TX_CU] * kk * s[TX_BC] * s[TX_PH] * s[TX_PW] <= 4096)
         s[TX_CU] *= 2;
-    s[TX_CI] = ci; s[TX_CO] = co; s[TX_G] = g.g;
+    pass->dims[0] = ci; pass->dims[1] = co; pass->dims[2] = g.g;
     s[TX_H] = ih; s[TX_W] = iw; s[TX_OH] = oh; s[TX_OW] = ow; s[TX_KH] = g.kh; s[TX_KW] = g.kw;
     s[TX_SH] = (uint32_t)g.sh; s[TX_SW] = (uint32_t)g.sw;
     s[TX_DH] = (uint32_t)g.dh; s[TX_DW] = (uint32_t)g.dw;
@@ -713,7 +715,9 @@ static lvk_status direct_record(struct lvk_model *m, const struct lvk_node *n,
                                                        pass->nspec);
     if (!pipe)
         return LVK_ERR_VULKAN;
-    return lvk_cmd_dispatch(cmd, pipe, binds, nbinds, NULL, 0, pass->groups[0], pass->groups[1],
+    const bool texel = pass->kind == CONV_TEXEL;
+    return lvk_cmd_dispatch(cmd, pipe, binds, nbinds, texel ? pass->dims : NULL,
+                            texel ? sizeof pass->dims : 0, pass->groups[0], pass->groups[1],
                             pass->groups[2], label);
 }
 
@@ -730,19 +734,19 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
 {
     struct lvk_ctx *ctx = m->ctx;
     const uint32_t *s = pass->spec;
-    const uint32_t ci = s[TX_CI], co = s[TX_CO], nc = pass->wino.nc;
+    const uint32_t ci = pass->dims[0], co = pass->dims[1], nc = pass->wino.nc;
     const uint32_t t = pass->wino.th * pass->wino.tw;
     /* conv2d_wino_in.comp's XV4. */
     const struct lvk_bind inv = {
         .buf = in,
         .format = pass->wino.w % 4 == 0 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT};
-    const uint32_t in_spec[] = {ci, pass->wino.h, pass->wino.w, pass->wino.tw, t, pass->wino.nt,
-                                nc, (uint32_t)pass->wino.pt, (uint32_t)pass->wino.pl};
+    const uint32_t in_spec[] = {pass->wino.h, pass->wino.w, pass->wino.tw, t, pass->wino.nt, nc,
+                                (uint32_t)pass->wino.pt, (uint32_t)pass->wino.pl};
     const struct lvk_pipeline *pipe =
         lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_IN, in_spec, LVK_ARRAY_LEN(in_spec));
     if (!pipe)
         return LVK_ERR_VULKAN;
-    LVK_CHECK(lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), inv), 2, NULL, 0,
+    LVK_CHECK(lvk_dispatch_1d(cmd, pipe, LVK_BINDS(LVK_B(m->scratch[0]), inv), 2, &ci, sizeof ci,
                               (uint64_t)ci * nc / 4, "conv2d_wino_in"));
 
     /* The products: the texel pass the plan holds, without the epilogue
@@ -754,9 +758,8 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
     struct lvk_bind pb[5] = {LVK_B(m->scratch[1]), LVK_B(m->scratch[0])};
     LVK_CHECK(direct_record(m, n, &prod, pb, 2, NULL, cmd, label));
 
-    const uint32_t out_spec[] = {co, pass->wino.oh, pass->wino.ow, pass->wino.tw, t,
-                                 pass->wino.nt, nc, s[TX_FLAGS] & WINO_EPILOGUE,
-                                 s[TX_ACT_LO], s[TX_ACT_HI]};
+    const uint32_t out_spec[] = {pass->wino.oh, pass->wino.ow, pass->wino.tw, t, pass->wino.nt,
+                                 nc, s[TX_FLAGS] & WINO_EPILOGUE, s[TX_ACT_LO], s[TX_ACT_HI]};
     pipe = lvk_pipeline_get(ctx, LVK_SHADER_CONV2D_WINO_OUT, out_spec, LVK_ARRAY_LEN(out_spec));
     if (!pipe)
         return LVK_ERR_VULKAN;
@@ -768,7 +771,7 @@ static lvk_status wino_record(struct lvk_model *m, const struct lvk_node *n,
                            LVK_BINDS(LVK_B(out), mv, bias,
                                      aux ? store_view(aux, pass->wino.ow % 4 == 0) : mv,
                                      LVK_B(m->ctrl)),
-                           5, NULL, 0, (uint64_t)co * nc / 4, "conv2d_wino_out");
+                           5, &co, sizeof co, (uint64_t)co * nc / 4, "conv2d_wino_out");
 }
 
 /* Records a pass of either direction: binds and aux as direct_record's. */
