@@ -265,6 +265,10 @@ static void test_maxpool_rows(void **state)
     const struct lvk_attr dil[] = {INTS("kernel_shape", 2, 3), INTS("dilations", 2, 2),
                                    INTS("pads", 1, 2, 0, 2)};
     run("MaxPool", (struct lvk_shape)SHAPE(2, 3, 8, 12), dil, 3);   /* OW 12 */
+    /* Strides 4 x 5: a block would hold 80 pixels, so the backward takes
+     * them 4 at a time. */
+    const struct lvk_attr s45[] = {INTS("kernel_shape", 5, 6), INTS("strides", 4, 5)};
+    run("MaxPool", (struct lvk_shape)SHAPE(2, 3, 13, 24), s45, 2);
 }
 
 static void test_avgpool(void **state)

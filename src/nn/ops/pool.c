@@ -290,9 +290,6 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     if (!dx)
         return LVK_OK;
     const bool texel = maxpool_texel(m, p);
-    const bool rows = p->w % 4 == 0;
-    const uint32_t flags = (rows ? MP_ROWS : 0) | (a ? MP_MASK : 0) |
-                           (lvk_graph_grad_stores(n, 0) ? MP_STORE : 0);
     /* With W % 4 == 0 an invocation takes a block of MR x MC windows'
      * strides (times 4 columns; common/maxpool.glsl), which share the
      * windows they read: 2 x 8 pixels at least on lavapipe, where fetches
@@ -300,9 +297,13 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
      * render step, alternating 4 rounds: 17.0-27.3 -> 9.0-10.6 ms; 1 x 1
      * blocks of stride-1 pools, 4 pixels as before, took 0.6-0.7 ms each
      * where 2 x 2 take 0.4-0.5); a window's stride high and 4 wide on GPUs,
-     * which want many invocations. */
+     * which want many invocations. Strides whose block would pass 64
+     * pixels (registers; an unrolled body) take 4 pixels at a time. */
     const uint32_t block[2] = {texel ? (uint32_t)LVK_MAX(1, 2 / p->sh) : 1,
                                texel ? (uint32_t)LVK_MAX(1, 2 / p->sw) : 1};
+    const bool rows = p->w % 4 == 0 && block[0] * p->sh * 4 * block[1] * p->sw <= 64;
+    const uint32_t flags = (rows ? MP_ROWS : 0) | (a ? MP_MASK : 0) |
+                           (lvk_graph_grad_stores(n, 0) ? MP_STORE : 0);
     const struct lvk_pipeline *pipe =
         pool_pipeline(m, p, texel ? LVK_SHADER_MAXPOOL_BWD_TEXEL : LVK_SHADER_MAXPOOL_BWD, 18,
                       flags, lo, hi, block);
