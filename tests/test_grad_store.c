@@ -13,11 +13,14 @@
  * y has two readers, so it keeps its own gradient; in a residual block
  * (z = Add(Relu(x), x), z the output) the Relu's output is read by the Add
  * alone and shares z's gradient buffer (lvk_node.grad_shared): the Add
- * writes only dx, which the Relu then adds to: dx = g + relu'(x) g. */
+ * writes only dx, which the Relu then adds to: dx = g + relu'(x) g. A seed
+ * on a would then be z's too: seeding it is refused, and requesting a at
+ * load keeps its buffer apart (dx = relu'(x) g from a alone). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -114,10 +117,9 @@ static void test_backward(void **state)
     lvk_test_assert_no_validation();
 }
 
-static void test_residual(void **state)
+/* The residual block above, with a requested too where `request_a`. */
+static struct lvk_model *residual(bool request_a)
 {
-    if (!lvk_test_ctx())
-        skip();
     struct lvk_model *m = NULL;
     assert_int_equal(lvk_graph_create(lvk_test_ctx(), "residual", &m), LVK_OK);
     const struct lvk_shape xs = {4, {1, 2, 2, 4}};
@@ -127,27 +129,55 @@ static void test_residual(void **state)
     assert_int_equal(lvk_graph_add_node(m, "Add", "add", (const char *const[]){"a", "x"}, 2,
                                         (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
     assert_int_equal(lvk_graph_mark_output(m, "z"), LVK_OK);
+    if (request_a)
+        assert_int_equal(lvk_graph_mark_output(m, "a"), LVK_OK);
     const struct lvk_model_opts opts = {.gradients = 1};
     assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
-    assert_int_equal(m->nodes[1].grad_shared, 1u);
-    assert_ptr_equal(m->values[lvk_graph_find(m, "a")].grad, m->values[lvk_graph_find(m, "z")].grad);
-    assert_int_equal(m->nodes[1].grad_store, 2u); /* dx, first */
-
-    float x[N], g[N], got[N];
+    float x[N];
     for (int i = 0; i < N; i++)
         x[i] = input(i);
     assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
     assert_int_equal(lvk_model_forward(m), LVK_OK);
+    return m;
+}
+
+/* dx for a seed on `target` (z or a), twice with different seeds. */
+static void check_residual(struct lvk_model *m, const char *target)
+{
+    float g[N], got[N];
     for (float scale = 1.0f; scale > -1.0f; scale -= 1.5f) {
         for (int i = 0; i < N; i++)
             g[i] = scale * (float)((i * 3) % 7 - 3);
-        assert_int_equal(lvk_model_backward(m, "z", g, N, got, N), LVK_OK);
+        assert_int_equal(lvk_model_backward(m, target, g, N, got, N), LVK_OK);
         for (int i = 0; i < N; i++) {
-            const float want = g[i] + (x[i] > 0 ? g[i] : 0.0f);
+            const float relu = input(i) > 0 ? g[i] : 0.0f;
+            const float want = target[0] == 'z' ? g[i] + relu : relu;
             if (got[i] != want)
-                fail_msg("seed x %g: dx[%d] = %g, want %g", scale, i, got[i], want);
+                fail_msg("seed on %s x %g: dx[%d] = %g, want %g", target, scale, i, got[i], want);
         }
     }
+}
+
+static void test_residual(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    struct lvk_model *m = residual(false);
+    assert_int_equal(m->nodes[1].grad_shared, 1u);
+    assert_ptr_equal(m->values[lvk_graph_find(m, "a")].grad, m->values[lvk_graph_find(m, "z")].grad);
+    assert_int_equal(m->nodes[1].grad_store, 2u); /* dx, first */
+    check_residual(m, "z");
+    float g[N] = {1}, got[N];
+    assert_int_equal(lvk_model_backward(m, "a", g, N, got, N), LVK_ERR_INVALID_ARG);
+    assert_non_null(strstr(lvk_last_error(), "'a' shares its gradient buffer with 'z'"));
+    check_residual(m, "z");
+    lvk_model_destroy(m);
+
+    m = residual(true);
+    assert_int_equal(m->nodes[1].grad_shared, 0u);
+    check_residual(m, "a");
+    check_residual(m, "z");
+    check_residual(m, "a");
     lvk_model_destroy(m);
     lvk_test_assert_no_validation();
 }

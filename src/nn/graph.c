@@ -577,12 +577,22 @@ static void plan_grad_stores(struct lvk_model *m)
     }
 }
 
-void lvk_graph_seed_target(struct lvk_model *m, int v)
+lvk_status lvk_graph_seed_target(struct lvk_model *m, int v)
 {
-    if (m->values[v].seeded)
-        return;
-    m->values[v].seeded = true;
+    struct lvk_value *val = &m->values[v];
+    if (val->seeded)
+        return LVK_OK;
+    /* A seed in a shared buffer would also reach the other values that use
+     * it (share_grads), which requested values never do. */
+    for (int u = 0; u < m->nvalues; u++)
+        if (u != v && val->grad && m->values[u].grad == val->grad)
+            return lvk_fail(LVK_ERR_INVALID_ARG,
+                            "%s: tensor '%s' shares its gradient buffer with '%s'; request it "
+                            "as an output when loading to seed it",
+                            m->path, val->name, m->values[u].name);
+    val->seeded = true;
     plan_grad_stores(m);
+    return LVK_OK;
 }
 
 /* An input whose gradient always equals its reader's output's (an Add's
@@ -591,7 +601,8 @@ void lvk_graph_seed_target(struct lvk_model *m, int v)
  * and the input's producer reads the output's gradient directly (a residual
  * block's last convolution, the Add's only reader). share[v] is the value
  * whose gradient buffer v uses, or -1. Graph inputs keep their own, which
- * callers read. */
+ * callers read, and so do seeded values (requested outputs), whose seed
+ * must reach no other. */
 static void share_grads(struct lvk_model *m, const struct value_reads *reads, int *share)
 {
     for (int v = 0; v < m->nvalues; v++)
@@ -603,7 +614,8 @@ static void share_grads(struct lvk_model *m, const struct value_reads *reads, in
         for (int k = 0; k < n->ninputs; k++) {
             const int v = n->inputs[k];
             const struct lvk_value *val = v >= 0 ? &m->values[v] : NULL;
-            if (!val || reads[v].count != 1 || !val->on_grad_path || val->is_input || val->alias_of >= 0 ||
+            if (!val || reads[v].count != 1 || !val->on_grad_path || val->is_input || val->seeded ||
+                val->alias_of >= 0 ||
                 (val->producer >= 0 && m->nodes[val->producer].bwd_fused) ||
                 !n->def->passes_grad(m, n, k))
                 continue;

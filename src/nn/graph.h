@@ -336,8 +336,9 @@ lvk_status lvk_graph_record_forward(struct lvk_model *m, struct lvk_cmd *cmd);
  * (objectives on tensors not requested at load): it is then zeroed and
  * added to, never stored over (lvk_node.grad_store). Recordings made
  * earlier keep the plan they were made with, which stays consistent as
- * long as they do not seed v. */
-void lvk_graph_seed_target(struct lvk_model *m, int v);
+ * long as they do not seed v. Fails for a value whose gradient buffer
+ * planning shared with another's (an Add's operand): request it at load. */
+lvk_status lvk_graph_seed_target(struct lvk_model *m, int v);
 /* Records zeroing of every gradient buffer the backward adds to before
  * storing (see lvk_node.grad_store). */
 void lvk_graph_record_zero_grads(struct lvk_model *m, struct lvk_cmd *cmd);

@@ -142,7 +142,7 @@ lvk_status lvk_model_backward(lvk_model_t *m, const char *tensor, const float *s
      * the nodes downstream of it), so it is recorded once, again only when
      * a new target's gradient must no longer be stored over (graph.h). */
     if (!tv->seeded) {
-        lvk_graph_seed_target(m, t);
+        LVK_CHECK(lvk_graph_seed_target(m, t));
         lvk_cmd_destroy(m->zero_cmd);
         lvk_cmd_destroy(m->bwd_cmd);
         m->zero_cmd = m->bwd_cmd = NULL;

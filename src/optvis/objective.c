@@ -940,7 +940,7 @@ lvk_status lvk_objective_bind(struct lvk_objective *o, struct lvk_model *m, int 
         g->nops = i + 1; /* so destroy frees this op's coefficients */
         LVK_TRY(st, compile_term(o, &o->terms[i], m, batch, &g->ops[i]));
         if (g->ops[i].value >= 0)
-            lvk_graph_seed_target(m, g->ops[i].value);
+            LVK_TRY(st, lvk_graph_seed_target(m, g->ops[i].value));
     }
     LVK_TRY(st, lvk_objective_gpu_alloc(g));
     *out = g;
