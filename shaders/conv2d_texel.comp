@@ -45,43 +45,48 @@
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 
-// Channels and groups are pushed, not specialised: layers that differ only
-// in them share a pipeline, which lavapipe JITs once (tens of ms each; the
-// loops over them are not unrolled).
+// Channel counts are pushed where they only bound loops and offset
+// addresses: layers that differ only in them share a pipeline, which
+// lavapipe JITs once (tens of ms each). Where a count is fixed instead
+// (lanes taking channel blocks, as depthwise layers do; a loop over in
+// channels of one iteration), the compiler folds what depends on it.
 layout(push_constant) uniform Dims {
-    uint CI;    // in channels per group
-    uint CO;    // out channels per group
-    uint G;     // groups
+    uint CI_PUSHED;  // in channels per group, where CI_FIXED is 0
+    uint CO_PUSHED;  // out channels per group, where CO_FIXED is 0
 };
 // Constants in the order of src/nn/ops/conv.c's TX_* enum.
-layout(constant_id = 1) const uint H = 1;    // in height, width
-layout(constant_id = 2) const uint W = 1;
-layout(constant_id = 3) const uint OH = 1;   // out height, width
-layout(constant_id = 4) const uint OW = 1;
-layout(constant_id = 5) const uint KH = 1;   // kernel
-layout(constant_id = 6) const uint KW = 1;
-layout(constant_id = 7) const int SH = 1;    // the forward convolution's strides,
-layout(constant_id = 8) const int SW = 1;
-layout(constant_id = 9) const int DH = 1;    // dilations
-layout(constant_id = 10) const int DW = 1;
-layout(constant_id = 11) const int PT = 0;   // and leading pads
-layout(constant_id = 12) const int PL = 0;
-layout(constant_id = 13) const uint BC = 1;  // out channels per invocation
-layout(constant_id = 14) const uint PW = 1;  // columns per invocation (a multiple of E)
-layout(constant_id = 15) const uint PH = 1;  // rows per invocation (a multiple of E)
-layout(constant_id = 16) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
+layout(constant_id = 1) const uint CI_FIXED = 0;  // in channels per group, or 0: pushed
+layout(constant_id = 2) const uint CO_FIXED = 0;  // out channels per group, or 0: pushed
+layout(constant_id = 3) const uint G = 1;         // groups
+layout(constant_id = 4) const uint H = 1;    // in height, width
+layout(constant_id = 5) const uint W = 1;
+layout(constant_id = 6) const uint OH = 1;   // out height, width
+layout(constant_id = 7) const uint OW = 1;
+layout(constant_id = 8) const uint KH = 1;   // kernel
+layout(constant_id = 9) const uint KW = 1;
+layout(constant_id = 10) const int SH = 1;   // the forward convolution's strides,
+layout(constant_id = 11) const int SW = 1;
+layout(constant_id = 12) const int DH = 1;   // dilations
+layout(constant_id = 13) const int DW = 1;
+layout(constant_id = 14) const int PT = 0;   // and leading pads
+layout(constant_id = 15) const int PL = 0;
+layout(constant_id = 16) const uint BC = 1;  // out channels per invocation
+layout(constant_id = 17) const uint PW = 1;  // columns per invocation (a multiple of E)
+layout(constant_id = 18) const uint PH = 1;  // rows per invocation (a multiple of E)
+layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 8 blocks across lanes,
                                                // 16 activation, 32 weights shared by shuffles,
                                                // 64 activation's gradient mask (backward),
                                                // 128 backward stores (else adds to "out"),
-                                               // 256 forward adds the tensor at binding 3
-layout(constant_id = 17) const uint CU = 1;  // in channels per loop iteration (divides CI)
+                                               // 256 forward adds the tensor at binding 3,
+                                               // 512 CO is a multiple of BC
+layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
 // Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI);
 // backward with its mask (FLAGS & 64): the activation's bounds.
-layout(constant_id = 18) const float ACT_LO = 0.0;
-layout(constant_id = 19) const float ACT_HI = 0.0;
+layout(constant_id = 21) const float ACT_LO = 0.0;
+layout(constant_id = 22) const float ACT_HI = 0.0;
 // With FLAGS & 32: lanes of a subgroup that share weight fetches (the
 // subgroup size, or the workgroup's where that is smaller).
-layout(constant_id = 20) const uint SG = 1;
+layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
 const bool SHUF = (FLAGS & 32) != 0;
@@ -141,6 +146,8 @@ bool tap_w(uint j, uint kw, out int v)
 
 void main()
 {
+    const uint CI = CI_FIXED != 0 ? CI_FIXED : CI_PUSHED;
+    const uint CO = CO_FIXED != 0 ? CO_FIXED : CO_PUSHED;
     const uint ncb = (OW + PW - 1) / PW, nrb = (OH + PH - 1) / PH;
     const uint nblk = (CO + BC - 1) / BC;
     const uint lane = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
@@ -227,7 +234,7 @@ void main()
 
     const uint mode = MASK ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
     [[unroll]] for (uint i = 0; i < BC; ++i) {
-        if (m0 + i >= CO)
+        if ((FLAGS & 512) == 0 && m0 + i >= CO)
             break;
         const uint yo = ((n * G + g) * CO + m0 + i) * OH * OW;
         [[unroll]] for (uint r = 0; r < PH; ++r) {

@@ -53,7 +53,8 @@ struct conv_pass {
     uint32_t spec[LVK_MAX_SPEC], nspec;
     uint32_t groups[3];
     int wslot;              /* texel: extra holding the re-laid-out weights */
-    uint32_t dims[3];       /* texel: in and out channels per group, groups (pushed) */
+    /* texel: in and out channels per group (pushed), groups */
+    uint32_t dims[3];
     VkFormat in_format;     /* texel: view of the input, r32f or rgba32f */
     /* winograd: the fields above plan the product (a texel pass); the
      * transforms tile the out map th x tw, nt tiles in the batch, padded
@@ -187,16 +188,16 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
 
 /* ---- texel kernel: conv2d_texel.comp ---------------------------------------------------- */
 
-/* Constants of conv2d_texel.comp, in constant_id order; its channels and
- * groups are push constants (conv_pass.dims). */
+/* Constants of conv2d_texel.comp, in constant_id order; its channel
+ * counts are push constants (conv_pass.dims) where TX_CI, TX_CO are 0. */
 enum {
-    TX_LANES, TX_H, TX_W, TX_OH, TX_OW, TX_KH, TX_KW, TX_SH, TX_SW,
+    TX_LANES, TX_CI, TX_CO, TX_G, TX_H, TX_W, TX_OH, TX_OW, TX_KH, TX_KW, TX_SH, TX_SW,
     TX_DH, TX_DW, TX_PT, TX_PL, TX_BC, TX_PW, TX_PH, TX_FLAGS, TX_CU, TX_ACT_LO, TX_ACT_HI,
     TX_SG, TX_NSPEC
 };
 _Static_assert(TX_NSPEC <= LVK_MAX_SPEC, "conv2d_texel.comp has too many constants");
 enum { TX_BIAS = 1, TX_BWD = 2, TX_XV4 = 4, TX_LANE_BLOCKS = 8, TX_ACT = 16, TX_SHUF = 32,
-       TX_MASK = 64, TX_STORE = 128, TX_RESID = 256 };
+       TX_MASK = 64, TX_STORE = 128, TX_RESID = 256, TX_CO_WHOLE = 512 };
 
 /* Kernels of more taps than this along both axes (7x7 stems) fit few pixels
  * of a 16-channel block in the unrolled body (one row of 4), and their in
@@ -339,12 +340,21 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
            2 * s[TX_CU] * kk * s[TX_BC] * s[TX_PH] * s[TX_PW] <= 4096)
         s[TX_CU] *= 2;
     pass->dims[0] = ci; pass->dims[1] = co; pass->dims[2] = g.g;
+    /* Pushed channel counts let layers share pipelines (lavapipe JITs each
+     * in every process: GoogLeNet's texel pipelines 57 -> 30). Where the
+     * lanes take channel blocks (depthwise layers, with one in channel
+     * each), the counts stay fixed, which the lanes' block arithmetic
+     * needs: pushed, MobileNet V2's depthwise layers ran up to 1.5x slower.
+     * So does a loop over in channels of one iteration. */
+    s[TX_CI] = lane_blocks || ci <= s[TX_CU] ? ci : 0;
+    s[TX_CO] = lane_blocks ? co : 0;
+    s[TX_G] = g.g;
     s[TX_H] = ih; s[TX_W] = iw; s[TX_OH] = oh; s[TX_OW] = ow; s[TX_KH] = g.kh; s[TX_KW] = g.kw;
     s[TX_SH] = (uint32_t)g.sh; s[TX_SW] = (uint32_t)g.sw;
     s[TX_DH] = (uint32_t)g.dh; s[TX_DW] = (uint32_t)g.dw;
     s[TX_PT] = (uint32_t)g.pt; s[TX_PL] = (uint32_t)g.pl;
     s[TX_FLAGS] = (b ? TX_BIAS : 0) | (bwd ? TX_BWD : 0) | (xv4 ? TX_XV4 : 0) |
-                  (lane_blocks ? TX_LANE_BLOCKS : 0);
+                  (lane_blocks ? TX_LANE_BLOCKS : 0) | (co % s[TX_BC] == 0 ? TX_CO_WHOLE : 0);
 
     uint32_t across = lane_blocks ? blocks : tiles;    /* what a workgroup's lanes span */
     s[TX_LANES] = simd;
@@ -717,8 +727,8 @@ static lvk_status direct_record(struct lvk_model *m, const struct lvk_node *n,
         return LVK_ERR_VULKAN;
     const bool texel = pass->kind == CONV_TEXEL;
     return lvk_cmd_dispatch(cmd, pipe, binds, nbinds, texel ? pass->dims : NULL,
-                            texel ? sizeof pass->dims : 0, pass->groups[0], pass->groups[1],
-                            pass->groups[2], label);
+                            texel ? 2 * sizeof pass->dims[0] : 0, pass->groups[0],
+                            pass->groups[1], pass->groups[2], label);
 }
 
 /* What conv2d_texel.comp does on storing (bias, activation, mask, add):
