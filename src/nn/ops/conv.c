@@ -341,7 +341,7 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
         s[TX_CU] *= 2;
     pass->dims[0] = ci; pass->dims[1] = co; pass->dims[2] = g.g;
     /* Pushed channel counts let layers share pipelines (lavapipe JITs each
-     * in every process: GoogLeNet's texel pipelines 57 -> 30). Where the
+     * in every process: GoogLeNet's texel pipelines 57 -> 19). Where the
      * lanes take channel blocks (depthwise layers, with one in channel
      * each), the counts stay fixed, which the lanes' block arithmetic
      * needs: pushed, MobileNet V2's depthwise layers ran up to 1.5x slower.
