@@ -14,6 +14,7 @@
 
 #include "io/lvk_io.h"
 #include "lucidvk/preproc.h"
+#include "nn/graph.h"
 #include "nn/onnx.h"
 #include "support/cli.h"
 #include "support/op_harness.h"
@@ -347,11 +348,103 @@ static void test_batch_override(void **state)
     lvk_test_assert_no_validation();
 }
 
+/* MobileNet V2's input gradient through its residual blocks, whose inputs
+ * share the Adds' output gradient buffers (src/nn/graph.c: share_grads),
+ * against central differences of f(x) = <w, T(x)>, T the third residual
+ * block's output, at single input elements: at steps of 4e-3, 2e-3 and
+ * 1e-3, where the three agree (no ReLU6 kink crossed within them). The
+ * float32 forward passes leave about 0.5% of the largest gradient of noise
+ * in the differences; a dropped or doubled skip path would move many
+ * elements by far more. */
+static double mnv2_objective(lvk_model_t *m, const char *t, const float *x, size_t nx,
+                             const float *w, size_t nt)
+{
+    float *y = malloc(nt * sizeof *y);
+    assert_non_null(y);
+    assert_int_equal(lvk_model_set_input(m, "input", x, nx), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    assert_int_equal(lvk_model_read(m, t, y, nt), LVK_OK);
+    double f = 0;
+    for (size_t i = 0; i < nt; i++)
+        f += (double)w[i] * y[i];
+    free(y);
+    return f;
+}
+
+static void test_mobilenet_v2_gradient(void **state)
+{
+    const char *path = SHARED "/models/mobilenet_v2_1.0_224.onnx";
+    if (!lvk_test_exists(path)) {
+        printf("skipped: %s not found (the shared reference data is absent)\n", path);
+        skip();
+    }
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    const char *t = "MobilenetV2/expanded_conv_5/add";
+    struct lvk_model_opts mo = {.outputs = &t, .noutputs = 1, .gradients = 1,
+                                .height = 64, .width = 64};
+    lvk_model_t *m;
+    if (lvk_model_load(ctx, path, &mo, &m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    int shared = 0;   /* Adds whose operands both share the output's gradient */
+    for (int i = 0; i < m->nnodes; i++)
+        shared += m->nodes[i].needed && m->nodes[i].grad_shared == 3u;
+    assert_true(shared >= 2);
+
+    struct lvk_tensor_info ti;
+    const size_t nt = count_of(m, t, &ti), nx = 3 * 64 * 64;
+    float *x = malloc(nx * sizeof *x), *w = malloc(nt * sizeof *w), *g = malloc(nx * sizeof *g);
+    assert_true(x && w && g);
+    uint32_t r = 12345u;
+    for (size_t i = 0; i < nx; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (float)(r >> 8) / 8388608.0f - 1.0f;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        r = r * 1664525u + 1013904223u;
+        w[i] = (float)(r >> 8) / 8388608.0f - 1.0f;
+    }
+    mnv2_objective(m, t, x, nx, w, nt);
+    assert_int_equal(lvk_model_backward(m, t, w, nt, g, nx), LVK_OK);
+    const double scale = max_abs(g, nx);
+    int checked = 0;
+    double worst = 0;
+    for (int k = 0; k < 24; k++) {
+        r = r * 1664525u + 1013904223u;
+        const size_t i = (r >> 8) % nx;
+        const float x0 = x[i];
+        double fd[3];
+        for (int j = 0; j < 3; j++) {
+            const float h = 4e-3f / (float)(1 << j);
+            x[i] = x0 + h;
+            const double fp = mnv2_objective(m, t, x, nx, w, nt);
+            x[i] = x0 - h;
+            fd[j] = (fp - mnv2_objective(m, t, x, nx, w, nt)) / (2.0 * h);
+        }
+        x[i] = x0;
+        const double spread = fmax(fmax(fd[0], fd[1]), fd[2]) - fmin(fmin(fd[0], fd[1]), fd[2]);
+        if (spread > 2e-3 * scale)
+            continue;   /* a kink within the steps */
+        checked++;
+        worst = fmax(worst, fabs(g[i] - fd[2]) / scale);
+    }
+    printf("MobileNet V2 to expanded_conv_5/add: %d of 24 input elements off kinks, worst "
+           "difference from central differences %.2e of the largest gradient\n", checked, worst);
+    assert_true(checked >= 12);
+    if (!(worst < 2e-2))
+        fail_msg("MobileNet V2 input gradient differs from central differences by %.3g", worst);
+    free(x); free(w); free(g);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mobilenet_v2),
         cmocka_unit_test(test_mobilenet_v1),
+        cmocka_unit_test(test_mobilenet_v2_gradient),
         cmocka_unit_test(test_googlenet_torch),
         cmocka_unit_test(test_googlenet_torch_fast_conv),
         cmocka_unit_test(test_googlenet_torch_channel_part),
