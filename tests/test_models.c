@@ -48,18 +48,27 @@ static size_t count_of(lvk_model_t *m, const char *name, struct lvk_tensor_info 
     return n;
 }
 
-static void check_mobilenet(const char *model_name)
+/* The test context, for a test that reads the shared files a and b (b may
+ * be NULL); skips the test where either or the device is missing. */
+static struct lvk_ctx *shared_ctx(const char *a, const char *b)
 {
-    char path[512], ref_path[512];
-    snprintf(path, sizeof path, SHARED "/models/%s.onnx", model_name);
-    snprintf(ref_path, sizeof ref_path, SHARED "/models/%s.reference.json", model_name);
-    if (!lvk_test_exists(path) || !lvk_test_exists(ref_path)) {
-        printf("skipped: %s not found (the shared reference data is absent)\n", path);
+    if (!lvk_test_exists(a) || (b && !lvk_test_exists(b))) {
+        printf("skipped: %s not found (the shared reference data is absent)\n",
+               lvk_test_exists(a) ? b : a);
         skip();
     }
     struct lvk_ctx *ctx = lvk_test_ctx();
     if (!ctx)
         skip();
+    return ctx;
+}
+
+static void check_mobilenet(const char *model_name)
+{
+    char path[512], ref_path[512];
+    snprintf(path, sizeof path, SHARED "/models/%s.onnx", model_name);
+    snprintf(ref_path, sizeof ref_path, SHARED "/models/%s.reference.json", model_name);
+    struct lvk_ctx *ctx = shared_ctx(path, ref_path);
     struct lvk_json *ref;
     assert_int_equal(lvk_json_read(ref_path, &ref), LVK_OK);
     const struct lvk_json *images = lvk_json_get(ref, "images");
@@ -214,13 +223,7 @@ enum gnet_mode { GNET_EXACT, GNET_FAST, GNET_PART };
 static void googlenet_check(enum gnet_mode mode)
 {
     const char *path = SHARED "/torch/googlenet_random.onnx";
-    if (!lvk_test_exists(path)) {
-        printf("skipped: %s not found (the shared reference data is absent)\n", path);
-        skip();
-    }
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
+    struct lvk_ctx *ctx = shared_ctx(path, NULL);
     const bool fast = mode == GNET_FAST, part = mode == GNET_PART;
     const bool exact_grad = !fast && ctx->is_lavapipe;
     struct lvk_npy x, logits, i4d, grad;
@@ -308,13 +311,7 @@ static void test_googlenet_torch_channel_part(void **state)
 static void test_batch_override(void **state)
 {
     const char *path = SHARED "/models/mobilenet_v1_0.25_224.onnx";
-    if (!lvk_test_exists(path)) {
-        printf("skipped: %s not found\n", path);
-        skip();
-    }
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
+    struct lvk_ctx *ctx = shared_ctx(path, NULL);
     const char *names[2] = {"parrot.png", "coffee.png"};
     size_t per = 3 * 224 * 224;
     float *x = malloc(2 * per * sizeof *x);
@@ -356,6 +353,13 @@ static void test_batch_override(void **state)
  * float32 forward passes leave about 0.5% of the largest gradient of noise
  * in the differences; a dropped or doubled skip path would move many
  * elements by far more. */
+/* A float uniform in [-1, 1) from a linear congruential generator. */
+static float uniform(uint32_t *r)
+{
+    *r = *r * 1664525u + 1013904223u;
+    return (float)(*r >> 8) / 8388608.0f - 1.0f;
+}
+
 static double mnv2_objective(lvk_model_t *m, const char *t, const float *x, size_t nx,
                              const float *w, size_t nt)
 {
@@ -374,13 +378,7 @@ static double mnv2_objective(lvk_model_t *m, const char *t, const float *x, size
 static void test_mobilenet_v2_gradient(void **state)
 {
     const char *path = SHARED "/models/mobilenet_v2_1.0_224.onnx";
-    if (!lvk_test_exists(path)) {
-        printf("skipped: %s not found (the shared reference data is absent)\n", path);
-        skip();
-    }
-    struct lvk_ctx *ctx = lvk_test_ctx();
-    if (!ctx)
-        skip();
+    struct lvk_ctx *ctx = shared_ctx(path, NULL);
     const char *t = "MobilenetV2/expanded_conv_5/add";
     struct lvk_model_opts mo = {.outputs = &t, .noutputs = 1, .gradients = 1,
                                 .height = 64, .width = 64};
@@ -397,22 +395,17 @@ static void test_mobilenet_v2_gradient(void **state)
     float *x = malloc(nx * sizeof *x), *w = malloc(nt * sizeof *w), *g = malloc(nx * sizeof *g);
     assert_true(x && w && g);
     uint32_t r = 12345u;
-    for (size_t i = 0; i < nx; i++) {
-        r = r * 1664525u + 1013904223u;
-        x[i] = (float)(r >> 8) / 8388608.0f - 1.0f;
-    }
-    for (size_t i = 0; i < nt; i++) {
-        r = r * 1664525u + 1013904223u;
-        w[i] = (float)(r >> 8) / 8388608.0f - 1.0f;
-    }
+    for (size_t i = 0; i < nx; i++)
+        x[i] = uniform(&r);
+    for (size_t i = 0; i < nt; i++)
+        w[i] = uniform(&r);
     mnv2_objective(m, t, x, nx, w, nt);
     assert_int_equal(lvk_model_backward(m, t, w, nt, g, nx), LVK_OK);
     const double scale = max_abs(g, nx);
     int checked = 0;
     double worst = 0;
     for (int k = 0; k < 24; k++) {
-        r = r * 1664525u + 1013904223u;
-        const size_t i = (r >> 8) % nx;
+        const size_t i = (size_t)((uniform(&r) + 1.0f) / 2 * (float)nx) % nx;
         const float x0 = x[i];
         double fd[3];
         for (int j = 0; j < 3; j++) {
