@@ -182,70 +182,12 @@ static void test_residual(void **state)
     lvk_test_assert_no_validation();
 }
 
-/* x -> Relu -> a;  e = a * 3;  b = e * 2;  z = Add(a, b): the block's
- * input a is read by a node before b's producer, so both operands share z's
- * gradient buffer and the Add copies nothing: b's producer reads g there
- * first, then e's backward adds 3 * 2g into it, which makes a's gradient:
- * dx = relu'(x) (g + 6g). With b = a * 2 instead, b's producer reads a
- * itself (it would add into the buffer it reads): a keeps its own. */
-static void check_shared_input(bool direct)
-{
-    struct lvk_model *m = NULL;
-    assert_int_equal(lvk_graph_create(lvk_test_ctx(), "shared_input", &m), LVK_OK);
-    const struct lvk_shape xs = {4, {1, 2, 2, 4}}, one = {1, {1}};
-    const float three = 3.0f, two = 2.0f;
-    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
-    assert_true(lvk_graph_add_const(m, "three", LVK_DTYPE_F32, &one, &three) >= 0);
-    assert_true(lvk_graph_add_const(m, "two", LVK_DTYPE_F32, &one, &two) >= 0);
-    assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"x"}, 1,
-                                        (const char *const[]){"a"}, 1, NULL, 0), LVK_OK);
-    assert_int_equal(lvk_graph_add_node(m, "Mul", "mul3", (const char *const[]){"a", "three"}, 2,
-                                        (const char *const[]){"e"}, 1, NULL, 0), LVK_OK);
-    assert_int_equal(lvk_graph_add_node(m, "Mul", "mul2",
-                                        (const char *const[]){direct ? "a" : "e", "two"}, 2,
-                                        (const char *const[]){"b"}, 1, NULL, 0), LVK_OK);
-    assert_int_equal(lvk_graph_add_node(m, "Add", "add", (const char *const[]){"a", "b"}, 2,
-                                        (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
-    assert_int_equal(lvk_graph_mark_output(m, "z"), LVK_OK);
-    const struct lvk_model_opts opts = {.gradients = 1};
-    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
-    assert_int_equal(m->nodes[3].grad_shared, direct ? 2u : 3u);
-
-    float x[N], g[N], got[N];
-    for (int i = 0; i < N; i++)
-        x[i] = input(i);
-    assert_int_equal(lvk_model_set_input(m, "x", x, N), LVK_OK);
-    assert_int_equal(lvk_model_forward(m), LVK_OK);
-    for (float scale = 1.0f; scale > -1.0f; scale -= 1.5f) {
-        for (int i = 0; i < N; i++)
-            g[i] = scale * (float)((i * 3) % 7 - 3);
-        assert_int_equal(lvk_model_backward(m, "z", g, N, got, N), LVK_OK);
-        for (int i = 0; i < N; i++) {
-            const float want = x[i] > 0 ? g[i] * (direct ? 3.0f : 7.0f) : 0.0f;
-            if (got[i] != want)
-                fail_msg("%s, seed x %g: dx[%d] = %g, want %g", direct ? "b = 2a" : "b = 6a",
-                         scale, i, got[i], want);
-        }
-    }
-    lvk_model_destroy(m);
-}
-
-static void test_shared_input(void **state)
-{
-    if (!lvk_test_ctx())
-        skip();
-    check_shared_input(false);
-    check_shared_input(true);
-    lvk_test_assert_no_validation();
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_backward),
         cmocka_unit_test(test_residual),
-        cmocka_unit_test(test_shared_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -345,8 +345,9 @@ static void test_batch_override(void **state)
     lvk_test_assert_no_validation();
 }
 
-/* MobileNet V2's input gradient through its residual blocks, whose inputs
- * share the Adds' output gradient buffers (src/nn/graph.c: share_grads),
+/* MobileNet V2's input gradient through its residual blocks, whose last
+ * convolutions share the Adds' output gradient buffers (src/nn/graph.c:
+ * share_grads),
  * against central differences of f(x) = <w, T(x)>, T the third residual
  * block's output, at single input elements: at steps of 4e-3, 2e-3 and
  * 1e-3, where the three agree (no ReLU6 kink crossed within them). The
@@ -385,9 +386,9 @@ static void test_mobilenet_v2_gradient(void **state)
     lvk_model_t *m;
     if (lvk_model_load(ctx, path, &mo, &m) != LVK_OK)
         fail_msg("%s", lvk_last_error());
-    int shared = 0;   /* Adds whose operands both share the output's gradient */
+    int shared = 0;   /* Adds with an operand that shares the output's gradient */
     for (int i = 0; i < m->nnodes; i++)
-        shared += m->nodes[i].needed && m->nodes[i].grad_shared == 3u;
+        shared += m->nodes[i].needed && m->nodes[i].grad_shared != 0;
     assert_true(shared >= 2);
 
     struct lvk_tensor_info ti;

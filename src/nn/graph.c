@@ -595,69 +595,34 @@ lvk_status lvk_graph_seed_target(struct lvk_model *m, int v)
     return LVK_OK;
 }
 
-/* Could input k of node i share the gradient buffer of the node's output?
- * Its gradient must always equal the output's (an Add's operand of the
- * output's shape), and it must be a value with a buffer of its own to give
- * up: not a graph input (callers read those), not seeded (requested
- * outputs: their seed must reach no other value), not the output of an
- * activation whose readers apply its backward. */
-static bool may_share(const struct lvk_model *m, const struct lvk_node *n, int k)
-{
-    const int v = n->inputs[k];
-    const struct lvk_value *val = v >= 0 ? &m->values[v] : NULL;
-    return val && val->on_grad_path && !val->is_input && !val->seeded && val->alias_of < 0 &&
-           !(val->producer >= 0 && m->nodes[val->producer].bwd_fused) &&
-           n->def->passes_grad(m, n, k);
-}
-
-/* Does any node other than `skip` that runs at or after node `from` read v? */
-static bool read_from(const struct lvk_model *m, int v, int from, int skip)
-{
-    for (int j = from; j < m->nnodes; j++)
-        for (int k = 0; j != skip && m->nodes[j].needed && k < m->nodes[j].ninputs; k++)
-            if (m->nodes[j].inputs[k] == v)
-                return true;
-    return false;
-}
-
-/* Gradient buffers shared with an Add's output, so that its backward copies
- * nothing. share[v] is the value whose gradient buffer v uses, or -1.
- * - An operand read by nothing else (a residual block's last convolution):
- *   its producer reads the output's gradient directly.
- * - An operand read by other nodes too (the block's input, which its first
- *   convolution reads): they add their part into the output's gradient
- *   after its last reader there has read it (the other operand's producer
- *   where that shares it, else the Add), and the sum is the operand's
- *   gradient. So every other reader must run before that last reader, and
- *   the other operand must not be the same value, nor share the buffer
- *   this way too (each sum would then take in the other's part). */
+/* An input whose gradient always equals its reader's output's (an Add's
+ * operand of the output's shape) shares the output's gradient buffer when
+ * nothing else reads it: the reader's backward then copies nothing for it,
+ * and the input's producer reads the output's gradient directly (a residual
+ * block's last convolution, the Add's only reader). share[v] is the value
+ * whose gradient buffer v uses, or -1. Graph inputs keep their own, which
+ * callers read, and so do seeded values (requested outputs), whose seed
+ * must reach no other. */
 static void share_grads(struct lvk_model *m, const struct value_reads *reads, int *share)
 {
     for (int v = 0; v < m->nvalues; v++)
         share[v] = -1;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; reads && m->gradients && i < m->nnodes; i++) {
-            struct lvk_node *n = &m->nodes[i];
-            if (!n->needed || n->folded || !n->def->passes_grad || n->noutputs < 1 ||
-                n->outputs[0] < 0 || n->ninputs != 2)
+    for (int i = 0; reads && m->gradients && i < m->nnodes; i++) {
+        struct lvk_node *n = &m->nodes[i];
+        if (!n->needed || n->folded || !n->def->passes_grad || n->noutputs < 1 || n->outputs[0] < 0)
+            continue;
+        for (int k = 0; k < n->ninputs; k++) {
+            const int v = n->inputs[k];
+            const struct lvk_value *val = v >= 0 ? &m->values[v] : NULL;
+            if (!val || reads[v].count != 1 || !val->on_grad_path || val->is_input || val->seeded ||
+                val->alias_of >= 0 ||
+                (val->producer >= 0 && m->nodes[val->producer].bwd_fused) ||
+                !n->def->passes_grad(m, n, k))
                 continue;
-            for (int k = 0; k < 2; k++) {
-                const int v = n->inputs[k], other = n->inputs[1 - k];
-                if (v < 0 || share[v] >= 0 || (reads[v].count == 1) != (pass == 0) ||
-                    !may_share(m, n, k))
-                    continue;
-                if (pass == 1) {
-                    const bool other_shares = other >= 0 && share[other] == n->outputs[0];
-                    const int p = other >= 0 ? m->values[other].producer : -1;
-                    const int last = other_shares && p >= 0 ? p : i;
-                    if (other == v || (other_shares && reads[other].count != 1) ||
-                        read_from(m, v, last, i))
-                        continue;
-                }
-                share[v] = n->outputs[0];
-                n->grad_shared |= 1u << k;
-            }
+            share[v] = n->outputs[0];
+            n->grad_shared |= 1u << k;
         }
+    }
 }
 
 static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
