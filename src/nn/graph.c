@@ -582,14 +582,16 @@ lvk_status lvk_graph_seed_target(struct lvk_model *m, int v)
     struct lvk_value *val = &m->values[v];
     if (val->seeded)
         return LVK_OK;
-    /* A seed in a shared buffer would also reach the other values that use
-     * it (share_grads), which requested values never do. */
-    for (int u = 0; u < m->nvalues; u++)
-        if (u != v && val->grad && m->values[u].grad == val->grad)
-            return lvk_fail(LVK_ERR_INVALID_ARG,
-                            "%s: tensor '%s' shares its gradient buffer with '%s'; request it "
-                            "as an output when loading to seed it",
-                            m->path, val->name, m->values[u].name);
+    /* An Add's operand that uses its output's gradient buffer (share_grads)
+     * would pass its seed to the Add's other operand too, which requested
+     * values never do. (An alias is the same tensor: its seed is right.) */
+    for (int i = 0; i < m->nnodes; i++)
+        for (int k = 0; k < m->nodes[i].ninputs; k++)
+            if ((m->nodes[i].grad_shared >> k & 1u) && m->nodes[i].inputs[k] == v)
+                return lvk_fail(LVK_ERR_INVALID_ARG,
+                                "%s: tensor '%s' shares its gradient buffer with '%s'; request "
+                                "it as an output when loading to seed it", m->path, val->name,
+                                m->values[m->nodes[i].outputs[0]].name);
     val->seeded = true;
     plan_grad_stores(m);
     return LVK_OK;
