@@ -347,10 +347,10 @@ static void test_batch_override(void **state)
 
 /* MobileNet V2's input gradient through its residual blocks, whose last
  * convolutions share the Adds' output gradient buffers (src/nn/graph.c:
- * share_grads),
- * against central differences of f(x) = <w, T(x)>, T the third residual
- * block's output, at single input elements: at steps of 4e-3, 2e-3 and
- * 1e-3, where the three agree (no ReLU6 kink crossed within them). The
+ * share_grads), against central differences of f(x) = <w, T(x)>, T the
+ * third residual block's output, at single input elements: at steps of
+ * 4e-3, 2e-3 and 1e-3, where the three agree (no ReLU6 kink crossed within
+ * them). The
  * float32 forward passes leave about 0.5% of the largest gradient of noise
  * in the differences; a dropped or doubled skip path would move many
  * elements by far more. */
