@@ -352,8 +352,9 @@ static void test_batch_override(void **state)
  * 4e-3, 2e-3 and 1e-3, where the three agree (no ReLU6 kink crossed within
  * them). The
  * float32 forward passes leave about 0.5% of the largest gradient of noise
- * in the differences; a dropped or doubled skip path would move many
- * elements by far more. */
+ * in the differences, and a kink just off an element shifts all three
+ * alike (up to about 1.5% here): the bound is 3%; a dropped or doubled skip
+ * path moves many elements by far more. */
 /* A float uniform in [-1, 1) from a linear congruential generator. */
 static float uniform(uint32_t *r)
 {
@@ -405,7 +406,7 @@ static void test_mobilenet_v2_gradient(void **state)
     const double scale = max_abs(g, nx);
     int checked = 0;
     double worst = 0;
-    for (int k = 0; k < 24; k++) {
+    for (int k = 0; k < 36; k++) {
         const size_t i = (size_t)((uniform(&r) + 1.0f) / 2 * (float)nx) % nx;
         const float x0 = x[i];
         double fd[3];
@@ -423,10 +424,10 @@ static void test_mobilenet_v2_gradient(void **state)
         checked++;
         worst = fmax(worst, fabs(g[i] - fd[2]) / scale);
     }
-    printf("MobileNet V2 to expanded_conv_5/add: %d of 24 input elements off kinks, worst "
+    printf("MobileNet V2 to expanded_conv_5/add: %d of 36 input elements off kinks, worst "
            "difference from central differences %.2e of the largest gradient\n", checked, worst);
     assert_true(checked >= 12);
-    if (!(worst < 2e-2))
+    if (!(worst < 3e-2))
         fail_msg("MobileNet V2 input gradient differs from central differences by %.3g", worst);
     free(x); free(w); free(g);
     lvk_model_destroy(m);
