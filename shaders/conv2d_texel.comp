@@ -89,7 +89,7 @@ layout(constant_id = 22) const float ACT_HI = 0.0;
 layout(constant_id = 23) const uint SG = 1;
 
 const bool BIAS = (FLAGS & 1) != 0, BWD = (FLAGS & 2) != 0, LANE_BLOCKS = (FLAGS & 8) != 0;
-const bool SHUF = (FLAGS & 32) != 0;
+const bool SHUF = (FLAGS & 32) != 0, CO_WHOLE = (FLAGS & 512) != 0;
 const uint XV = (FLAGS & 4) != 0 ? 4 : 1;    // in floats per texel
 
 const int AH = BWD ? 1 : SH, BH = BWD ? PT : -PT, CH = BWD ? -DH : DH, EH = BWD ? SH : 1;
@@ -234,7 +234,7 @@ void main()
 
     const uint mode = MASK ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
     [[unroll]] for (uint i = 0; i < BC; ++i) {
-        if ((FLAGS & 512) == 0 && m0 + i >= CO)
+        if (!CO_WHOLE && m0 + i >= CO)
             break;
         const uint yo = ((n * G + g) * CO + m0 + i) * OH * OW;
         [[unroll]] for (uint r = 0; r < PH; ++r) {

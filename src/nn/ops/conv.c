@@ -53,8 +53,7 @@ struct conv_pass {
     uint32_t spec[LVK_MAX_SPEC], nspec;
     uint32_t groups[3];
     int wslot;              /* texel: extra holding the re-laid-out weights */
-    /* texel: in and out channels per group (pushed), groups */
-    uint32_t dims[3];
+    uint32_t dims[2];       /* texel: in and out channels per group, pushed */
     VkFormat in_format;     /* texel: view of the input, r32f or rgba32f */
     /* winograd: the fields above plan the product (a texel pass); the
      * transforms tile the out map th x tw, nt tiles in the batch, padded
@@ -339,7 +338,7 @@ static lvk_status texel_plan(struct lvk_model *m, struct lvk_node *n, const stru
     while (ci % (2 * s[TX_CU]) == 0 && s[TX_CU] * kk < 8 &&
            2 * s[TX_CU] * kk * s[TX_BC] * s[TX_PH] * s[TX_PW] <= 4096)
         s[TX_CU] *= 2;
-    pass->dims[0] = ci; pass->dims[1] = co; pass->dims[2] = g.g;
+    pass->dims[0] = ci; pass->dims[1] = co;
     /* Pushed channel counts let layers share pipelines (lavapipe JITs each
      * in every process: GoogLeNet's texel pipelines 57 -> 19). Where the
      * lanes take channel blocks (depthwise layers, with one in channel
@@ -727,8 +726,8 @@ static lvk_status direct_record(struct lvk_model *m, const struct lvk_node *n,
         return LVK_ERR_VULKAN;
     const bool texel = pass->kind == CONV_TEXEL;
     return lvk_cmd_dispatch(cmd, pipe, binds, nbinds, texel ? pass->dims : NULL,
-                            texel ? 2 * sizeof pass->dims[0] : 0, pass->groups[0],
-                            pass->groups[1], pass->groups[2], label);
+                            texel ? sizeof pass->dims : 0, pass->groups[0], pass->groups[1],
+                            pass->groups[2], label);
 }
 
 /* What conv2d_texel.comp does on storing (bias, activation, mask, add):
