@@ -301,7 +301,8 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
      * pixels (registers; an unrolled body) take 4 pixels at a time. */
     const uint32_t block[2] = {texel ? (uint32_t)LVK_MAX(1, 2 / p->sh) : 1,
                                texel ? (uint32_t)LVK_MAX(1, 2 / p->sw) : 1};
-    const bool rows = p->w % 4 == 0 && block[0] * p->sh * 4 * block[1] * p->sw <= 64;
+    const int64_t br = block[0] * p->sh, bw = 4 * block[1] * p->sw;   /* block's pixels */
+    const bool rows = p->w % 4 == 0 && br * bw <= 64;
     const uint32_t flags = (rows ? MP_ROWS : 0) | (a ? MP_MASK : 0) |
                            (lvk_graph_grad_stores(n, 0) ? MP_STORE : 0);
     const struct lvk_pipeline *pipe =
@@ -314,7 +315,6 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     dy.format = VK_FORMAT_R32_SFLOAT;
     arg.format = VK_FORMAT_R32_SINT;
     act.format = VK_FORMAT_R32G32B32A32_SFLOAT;
-    const int64_t br = block[0] * p->sh, bw = 4 * block[1] * p->sw;
     const uint64_t count = rows ? (uint64_t)(p->planes * LVK_CEIL_DIV(p->h, br) *
                                              LVK_CEIL_DIV(p->w, bw))
                                 : LVK_CEIL_DIV((uint64_t)(p->planes * p->h * p->w), 4);
@@ -325,7 +325,8 @@ static lvk_status maxpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
 static lvk_status avgpool_fwd(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd)
 {
     const struct pool *p = n->priv;
-    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_AVGPOOL_FWD, 11, 0, 0, 0, NULL);
+    const struct lvk_pipeline *pipe =
+        pool_pipeline(m, p, LVK_SHADER_AVGPOOL_FWD, 11, 0, 0, 0, NULL);
     if (!pipe)
         return LVK_ERR_VULKAN;
     return lvk_dispatch_1d(cmd, pipe,
@@ -340,7 +341,8 @@ static lvk_status avgpool_bwd(struct lvk_model *m, struct lvk_node *n, struct lv
     const struct lvk_value *x = lvk_in(m, n, 0);
     if (!x->grad)
         return LVK_OK;
-    const struct lvk_pipeline *pipe = pool_pipeline(m, p, LVK_SHADER_AVGPOOL_BWD, 11, 0, 0, 0, NULL);
+    const struct lvk_pipeline *pipe =
+        pool_pipeline(m, p, LVK_SHADER_AVGPOOL_BWD, 11, 0, 0, 0, NULL);
     if (!pipe)
         return LVK_ERR_VULKAN;
     return lvk_dispatch_1d(cmd, pipe,
