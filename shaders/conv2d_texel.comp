@@ -128,13 +128,18 @@ layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ct
 #include "common/relu_mode.glsl"
 #include "common/conv_store.glsl"
 
-// Whether tile row r and tap kh meet (exact division), and the in row
-// relative to the tile's.
-bool tap_h(uint r, uint kh, out int u)
+// The tap row kh, if any, through which tile row r reads in row u (counted
+// from the tile's first, UMIN): kh * CH = (u + UMIN) * EH - r * AH - BH.
+// Solving for kh, rather than trying every tap of every row, keeps the
+// unrolled loops from growing KH times, all but one of them dead: lavapipe
+// optimises the unrolled code before it drops the dead part (the 7x7 stem's
+// pipeline took 0.4 s to build that way).
+bool tap_h(uint u, uint r, out uint kh)
 {
-    const int d = int(r) * AH + BH + int(kh) * CH + OFFH * EH;
-    u = d / EH - OFFH;
-    return d % EH == 0;
+    const int t = (int(u) + UMIN) * EH - int(r) * AH - BH;
+    const int a = CH > 0 ? t : -t, c = CH > 0 ? CH : -CH;   // % needs operands >= 0
+    kh = uint(a / c);
+    return a >= 0 && a % c == 0 && a / c < int(KH);
 }
 
 bool tap_w(uint j, uint kw, out int v)
@@ -212,22 +217,21 @@ void main()
                         xs[q * XV + 1] = t.y; xs[q * XV + 2] = t.z; xs[q * XV + 3] = t.w;
                     }
                 }
-                [[unroll]] for (uint r = 0; r < PH; ++r)
-                    [[unroll]] for (uint kh = 0; kh < KH; ++kh) {
-                        int ur;
-                        if (!tap_h(r, kh, ur) || ur - UMIN != int(u))
-                            continue;
-                        [[unroll]] for (uint kw = 0; kw < KW; ++kw)
-                            [[unroll]] for (uint i = 0; i < BC; ++i) {
-                                const float wv = wf[(kh * KW + kw) * BC + i];
-                                [[unroll]] for (uint j = 0; j < PW; ++j) {
-                                    int v;
-                                    if (tap_w(j, kw, v))
-                                        acc[(i * PH + r) * PW + j] =
-                                            fma(wv, xs[LEAD + uint(v - VMIN)], acc[(i * PH + r) * PW + j]);
-                                }
+                [[unroll]] for (uint r = 0; r < PH; ++r) {
+                    uint kh;
+                    if (!tap_h(u, r, kh))
+                        continue;
+                    [[unroll]] for (uint kw = 0; kw < KW; ++kw)
+                        [[unroll]] for (uint i = 0; i < BC; ++i) {
+                            const float wv = wf[(kh * KW + kw) * BC + i];
+                            [[unroll]] for (uint j = 0; j < PW; ++j) {
+                                int v;
+                                if (tap_w(j, kw, v))
+                                    acc[(i * PH + r) * PW + j] =
+                                        fma(wv, xs[LEAD + uint(v - VMIN)], acc[(i * PH + r) * PW + j]);
                             }
-                    }
+                        }
+                }
             }
         }
     }
