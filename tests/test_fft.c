@@ -14,13 +14,17 @@
  *     parameter's gradient against central differences of a double-precision
  *     transcription of numpy's irfft2 (its own Hermitian extension, not the
  *     adjoint formula of spectral.c), kx = 0 and Nyquist columns included.
+ *   - The compiled shaders kept in the cache folder: saved, loaded (and
+ *     still right), and a damaged file compiled anew and replaced.
  *   - No validation messages anywhere. */
+#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -256,6 +260,95 @@ static void test_fft_small_real_buffer(void **state)
     bufs_destroy(&B);
     lvk_fft_destroy(f);
     lvk_test_assert_no_validation();
+}
+
+/* ---- compiled shaders kept on disk ----------------------------------------------------- */
+
+/* The one vkfft-*.bin file in dir (its path in out); fails on none or more. */
+static void cached_file(const char *dir, char *out, size_t n)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int found = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (!strncmp(e->d_name, "vkfft-", 6) && strstr(e->d_name, ".bin") &&
+            !strstr(e->d_name, ".tmp")) {
+            snprintf(out, n, "%s/%s", dir, e->d_name);
+            found++;
+        }
+    closedir(d);
+    assert_int_equal(found, 1);
+}
+
+static bool create_cached(struct lvk_ctx *ctx, uint32_t batch, uint32_t h, uint32_t w)
+{
+    struct lvk_fft *f;
+    if (lvk_fft_create(ctx, batch, h, w, &f) != LVK_OK)
+        fail_msg("lvk_fft_create: %s", lvk_last_error());
+    bool cached = lvk_fft_cached(f);
+    lvk_fft_destroy(f);
+    return cached;
+}
+
+/* Rewrites byte `at` of the file (or, with at < 0, cuts the file to half). */
+static void damage(const char *path, long at)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long size = ftell(fp);
+    if (at < 0) {
+        assert_int_equal(ftruncate(fileno(fp), size / 2), 0);
+    } else {
+        assert_true(at < size);
+        assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+        int c = fgetc(fp);
+        assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+        fputc(c ^ 0x5a, fp);
+    }
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* A create compiles and saves; the next loads, and its transforms still
+ * match numpy; a file that fails its checksum, or is cut short, is compiled
+ * anew and replaced; another size has its own file.
+ * Runs in a folder of its own, then gives the context its folder back. */
+static void test_fft_cached_binaries(void **state)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    char saved[sizeof ctx->cache_dir], dir[] = "/tmp/lvk_test_fft_XXXXXX", path[600];
+    snprintf(saved, sizeof saved, "%s", ctx->cache_dir);
+    assert_non_null(mkdtemp(dir));
+    snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
+
+    assert_false(create_cached(ctx, 3, 32, 32));
+    cached_file(dir, path, sizeof path);
+    assert_true(create_cached(ctx, 3, 32, 32));
+    check_fft(3, 32, 32);   /* from the file */
+
+    damage(path, 16);   /* the checksum: the binaries themselves still load */
+    assert_false(create_cached(ctx, 3, 32, 32));
+    assert_true(create_cached(ctx, 3, 32, 32));
+    damage(path, -1);
+    assert_false(create_cached(ctx, 3, 32, 32));
+    assert_true(create_cached(ctx, 3, 32, 32));
+    check_fft(3, 32, 32);
+
+    assert_false(create_cached(ctx, 3, 28, 28));
+    assert_true(create_cached(ctx, 3, 28, 28));
+
+    snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", saved);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            remove(path);
+        }
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 /* ---- spectral parameterisation: double-precision reference --------------------------- */
@@ -568,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_fft_224),
         cmocka_unit_test(test_fft_27x33),
         cmocka_unit_test(test_fft_small_real_buffer),
+        cmocka_unit_test(test_fft_cached_binaries),
         cmocka_unit_test(test_spectral_fwd_28),
         cmocka_unit_test(test_spectral_fwd_27x33),
         cmocka_unit_test(test_adjoint_28),

@@ -18,6 +18,11 @@
  *
  * Non-goals: in-place transforms, odd batch layouts, normalisation (the
  * callers fold 1/(h*w) into their own scale kernels). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include <glslang/Include/glslang_c_interface.h>
 
 /* volk.h (through lvk_vk.h) before vkFFT.h: the library builds with
@@ -40,6 +45,9 @@ struct lvk_fft {
     struct lvk_ctx *ctx;
     uint32_t batch, h, w;
     VkDeviceSize spectrum_bytes, real_bytes;
+    void *spirv;                  /* the plans' compiled shaders (VkFFT's application string) */
+    size_t spirv_size;
+    bool cached;                  /* spirv came from the cache folder */
     struct fft_plan *plans[LVK_FFT_MAX_PLANS];
     int nplans;
 };
@@ -64,8 +72,10 @@ static void plan_destroy(struct fft_plan *p)
     free(p);
 }
 
-/* Creates a plan. `spirv` is NULL for the first plan, which compiles its
- * shaders with glslang and keeps the binaries; later plans load them. */
+/* Creates a plan. With `spirv` NULL it compiles its shaders with glslang
+ * and keeps the binaries (app.saveApplicationString); else it loads them.
+ * What is set here decides the shaders: a change here must change
+ * SPIRV_CONFIG below, or runs would load binaries of the old setting. */
 static lvk_status plan_create(struct lvk_fft *f, const void *spirv, struct fft_plan **out)
 {
     struct lvk_ctx *ctx = f->ctx;
@@ -115,6 +125,117 @@ static lvk_status plan_create(struct lvk_fft *f, const void *spirv, struct fft_p
     return LVK_OK;
 }
 
+/* ---- compiled shaders on disk ------------------------------------------------------------ */
+
+/* VkFFT compiles its generated shaders with glslang at plan creation: about
+ * 0.1 s of the 0.15 s that creating a 24 x 128 x 128 plan took on lavapipe,
+ * paid again by every run. The binaries are kept in lucid-vk's cache folder
+ * (lvk_ctx.cache_dir), named by what they depend on: VkFFT's version, the
+ * transform, plan_create's settings (SPIRV_CONFIG), the device and its
+ * driver. A file is used only where its checksum holds; one that is stale,
+ * short or corrupt is compiled anew and replaced. */
+#define SPIRV_MAGIC "lvkfft1"   /* 8 bytes with its NUL */
+#define SPIRV_CONFIG 1u
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+struct spirv_header {
+    char magic[8];
+    uint64_t size, sum;   /* of the binaries that follow */
+};
+
+static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool spirv_path(const struct lvk_fft *f, char *path, size_t n)
+{
+    const struct lvk_ctx *ctx = f->ctx;
+    if (!ctx->cache_dir[0])
+        return false;
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(ctx->phys, &p);
+    const uint32_t key[] = {(uint32_t)VkFFTGetVersion(), SPIRV_CONFIG, f->batch, f->h, f->w,
+                            p.vendorID, p.deviceID, p.driverVersion};
+    uint64_t h = fnv1a(p.pipelineCacheUUID, VK_UUID_SIZE, fnv1a(key, sizeof key, FNV_BASIS));
+    int len = snprintf(path, n, "%s/vkfft-%016llx.bin", ctx->cache_dir, (unsigned long long)h);
+    return len > 0 && (size_t)len < n;
+}
+
+/* The binaries in `path`, or NULL where the file is missing or fails its
+ * checks. */
+static void *spirv_load(const char *path, size_t *size)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    struct spirv_header hd;
+    void *data = NULL;
+    bool ok = fread(&hd, sizeof hd, 1, fp) == 1 && memcmp(hd.magic, SPIRV_MAGIC, 8) == 0 &&
+              hd.size > 0 && hd.size <= (64u << 20) && (data = malloc(hd.size)) != NULL &&
+              fread(data, 1, hd.size, fp) == hd.size && fgetc(fp) == EOF &&
+              fnv1a(data, hd.size, FNV_BASIS) == hd.sum;
+    fclose(fp);
+    if (!ok) {
+        free(data);
+        return NULL;
+    }
+    *size = hd.size;
+    return data;
+}
+
+/* Written to a temporary file renamed over `path`, so that a reader never
+ * sees half a file; failures only cost the next run the compile. */
+static void spirv_save(const char *path, const void *data, size_t size)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp)
+        return;
+    struct spirv_header hd = {.size = size, .sum = fnv1a(data, size, FNV_BASIS)};
+    memcpy(hd.magic, SPIRV_MAGIC, 8);
+    bool ok = fwrite(&hd, sizeof hd, 1, fp) == 1 && fwrite(data, 1, size, fp) == size;
+    ok = fclose(fp) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0)
+        remove(tmp);
+}
+
+/* The first plan: from the cached binaries where they load, else compiled
+ * (and cached). */
+static lvk_status first_plan(struct lvk_fft *f)
+{
+    char path[512];
+    const bool cache = spirv_path(f, path, sizeof path);
+    if (cache && (f->spirv = spirv_load(path, &f->spirv_size)) != NULL) {
+        if (plan_create(f, f->spirv, &f->plans[0]) == LVK_OK) {
+            f->cached = true;
+            return LVK_OK;
+        }
+        free(f->spirv);
+        f->spirv = NULL;
+    }
+    if (!glslang_initialize_process())
+        return lvk_fail(LVK_ERR_UNSUPPORTED, "fft: glslang failed to initialise");
+    lvk_status st = plan_create(f, NULL, &f->plans[0]);
+    /* glslang counts its clients: this releases only our reference. */
+    glslang_finalize_process();
+    if (st != LVK_OK)
+        return st;
+    const VkFFTApplication *app = &f->plans[0]->app;
+    f->spirv_size = (size_t)app->applicationStringSize;
+    f->spirv = malloc(f->spirv_size);
+    if (!f->spirv)
+        return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+    memcpy(f->spirv, app->saveApplicationString, f->spirv_size);
+    if (cache)
+        spirv_save(path, f->spirv, f->spirv_size);
+    return LVK_OK;
+}
+
 lvk_status lvk_fft_create(struct lvk_ctx *ctx, uint32_t batch, uint32_t h, uint32_t w,
                           struct lvk_fft **out)
 {
@@ -134,18 +255,13 @@ lvk_status lvk_fft_create(struct lvk_ctx *ctx, uint32_t batch, uint32_t h, uint3
      * VUID-VkDescriptorBufferInfo-range-00342): require that size. */
     f->real_bytes = f->spectrum_bytes;
 
-    if (!glslang_initialize_process()) {
-        free(f);
-        return lvk_fail(LVK_ERR_UNSUPPORTED, "fft: glslang failed to initialise");
-    }
-    lvk_status st = plan_create(f, NULL, &f->plans[0]);
-    /* glslang counts its clients: this releases only our reference. */
-    glslang_finalize_process();
+    lvk_status st = first_plan(f);
+    if (f->plans[0])
+        f->nplans = 1;
     if (st != LVK_OK) {
-        free(f);
+        lvk_fft_destroy(f);
         return st;
     }
-    f->nplans = 1;
     *out = f;
     return LVK_OK;
 }
@@ -157,9 +273,11 @@ void lvk_fft_destroy(struct lvk_fft *f)
     /* Reverse order of creation. */
     for (int i = f->nplans - 1; i >= 0; i--)
         plan_destroy(f->plans[i]);
+    free(f->spirv);
     free(f);
 }
 
+bool lvk_fft_cached(const struct lvk_fft *f) { return f->cached; }
 VkDeviceSize lvk_fft_spectrum_bytes(const struct lvk_fft *f) { return f->spectrum_bytes; }
 VkDeviceSize lvk_fft_real_bytes(const struct lvk_fft *f) { return f->real_bytes; }
 
@@ -179,7 +297,7 @@ static lvk_status plan_for(struct lvk_fft *f, const struct lvk_buf *spectrum,
         return lvk_fail(LVK_ERR_UNSUPPORTED,
                         "fft: more than %d distinct buffer pairs recorded with one plan set",
                         LVK_FFT_MAX_PLANS);
-    LVK_CHECK(plan_create(f, f->plans[0]->app.saveApplicationString, &f->plans[f->nplans]));
+    LVK_CHECK(plan_create(f, f->spirv, &f->plans[f->nplans]));
     *out = f->plans[f->nplans++];
     return LVK_OK;
 }

@@ -5,6 +5,7 @@
  * layer is enabled on request (tests always ask), and every message it sends
  * is printed and counted, so a test can fail on any. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -414,8 +415,9 @@ static lvk_status create_device(struct lvk_ctx *ctx)
     return LVK_OK;
 }
 
-/* The pipeline cache lives in $XDG_CACHE_HOME/lucidvk (or ~/.cache/lucidvk),
- * one file per device, so the JIT work of one run serves the next. */
+/* lucid-vk's cache folder is $XDG_CACHE_HOME/lucidvk (or ~/.cache/lucidvk):
+ * the pipeline cache, one file per device, so the JIT work of one run serves
+ * the next, and VkFFT's compiled shaders (optvis/fft.c). */
 static void cache_path(struct lvk_ctx *ctx)
 {
     const char *base = getenv("XDG_CACHE_HOME");
@@ -433,7 +435,9 @@ static void cache_path(struct lvk_ctx *ctx)
         *slash = 0;
         mkdir(parent, 0755);
     }
-    mkdir(dir, 0755);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return;
+    snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(ctx->phys, &p);
     char uuid[33];

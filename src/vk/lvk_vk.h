@@ -74,6 +74,9 @@ struct lvk_ctx {
     /* Validation messages seen (errors and warnings); tests fail on any. */
     int validation_enabled;
     int validation_messages;
+    /* lucid-vk's cache folder ("" where there is none) and, in it, this
+     * device's pipeline cache. */
+    char cache_dir[400];
     char pipeline_cache_path[512];
 };
 
