@@ -83,3 +83,22 @@ else()
   target_include_directories(lvk_vkfft SYSTEM INTERFACE ${LVK_VKFFT_GEN_DIR})
   target_link_libraries(lvk_vkfft INTERFACE glslang::glslang-default-resource-limits)
 endif()
+
+# The headers' digest, compiled in: src/optvis/fft.c keys the compiled
+# shaders it caches on disk by it, so that a VkFFT package that changes its
+# code generator without changing its version number (or a new patch here)
+# never loads binaries made by the old one.
+if(LVK_VKFFT_GEN_DIR)
+  file(SHA1 ${LVK_VKFFT_GEN_DIR}/vkFFT.h vkfft_digest)
+else()
+  file(GLOB_RECURSE vkfft_headers ${VKFFT_INCLUDE_DIR}/vkFFT/*.h)
+  list(SORT vkfft_headers)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${vkfft_headers})
+  set(vkfft_digests "")
+  foreach(h ${LVK_VKFFT_HEADER} ${vkfft_headers})
+    file(SHA1 ${h} d)
+    string(APPEND vkfft_digests "${d}")
+  endforeach()
+  string(SHA1 vkfft_digest "${vkfft_digests}")
+endif()
+target_compile_definitions(lvk_vkfft INTERFACE LVK_VKFFT_DIGEST="${vkfft_digest}")

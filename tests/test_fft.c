@@ -181,7 +181,9 @@ static struct lvk_cmd *check_direction(bool c2r, struct lvk_fft *f, const struct
     return cmd;
 }
 
-static void check_fft(uint32_t batch, uint32_t h, uint32_t w)
+/* With `two_pairs`, the C2R runs on a second pair of buffers, which makes
+ * lvk_fft load a second plan from the first one's binaries. */
+static void check_fft_pairs(uint32_t batch, uint32_t h, uint32_t w, bool two_pairs)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
     if (!ctx)
@@ -194,8 +196,10 @@ static void check_fft(uint32_t batch, uint32_t h, uint32_t w)
     assert_int_equal(lvk_fft_spectrum_bytes(f), nspec * sizeof(float));
     assert_true(lvk_fft_real_bytes(f) >= nreal * sizeof(float));
 
-    struct bufs B;
+    struct bufs B, B2;
     bufs_create(&B, (VkDeviceSize[]){lvk_fft_real_bytes(f), lvk_fft_spectrum_bytes(f)}, 2);
+    if (two_pairs)
+        bufs_create(&B2, (VkDeviceSize[]){lvk_fft_real_bytes(f), lvk_fft_spectrum_bytes(f)}, 2);
     const struct lvk_buf *real = &B.b[0], *spec = &B.b[1];
     char name[64];
 
@@ -215,7 +219,9 @@ static void check_fft(uint32_t batch, uint32_t h, uint32_t w)
     struct lvk_npy Y;
     snprintf(name, sizeof name, "c2r_%ux%ux%u.npy", batch, h, w);
     load_golden(name, nreal, &Y);
-    struct lvk_cmd *cmd2 = check_direction(true, f, spec, real, z, nspec, Y.data, nreal, -0.5f);
+    struct lvk_cmd *cmd2 = check_direction(true, f, two_pairs ? &B2.b[1] : spec,
+                                           two_pairs ? &B2.b[0] : real, z, nspec, Y.data, nreal,
+                                           -0.5f);
 
     /* The first recording still works after the second was made. */
     upload(real, x, nreal);
@@ -230,10 +236,14 @@ static void check_fft(uint32_t batch, uint32_t h, uint32_t w)
     lvk_npy_free(&Y);
     free(x);
     free(z);
+    if (two_pairs)
+        bufs_destroy(&B2);
     bufs_destroy(&B);
     lvk_fft_destroy(f);
     lvk_test_assert_no_validation();
 }
+
+static void check_fft(uint32_t batch, uint32_t h, uint32_t w) { check_fft_pairs(batch, h, w, false); }
 
 static void test_fft_28(void **state) { check_fft(3, 28, 28); }
 static void test_fft_32(void **state) { check_fft(3, 32, 32); }
@@ -290,15 +300,20 @@ static bool create_cached(struct lvk_ctx *ctx, uint32_t batch, uint32_t h, uint3
     return cached;
 }
 
-/* Rewrites byte `at` of the file (or, with at < 0, cuts the file to half). */
+enum { CUT = -1, APPEND = -2 };
+
+/* Rewrites byte `at` of the file; or cuts it to half (CUT), or adds a byte
+ * at its end (APPEND). */
 static void damage(const char *path, long at)
 {
     FILE *fp = fopen(path, "r+b");
     assert_non_null(fp);
     assert_int_equal(fseek(fp, 0, SEEK_END), 0);
     long size = ftell(fp);
-    if (at < 0) {
+    if (at == CUT) {
         assert_int_equal(ftruncate(fileno(fp), size / 2), 0);
+    } else if (at == APPEND) {
+        fputc(0, fp);
     } else {
         assert_true(at < size);
         assert_int_equal(fseek(fp, at, SEEK_SET), 0);
@@ -310,8 +325,9 @@ static void damage(const char *path, long at)
 }
 
 /* A create compiles and saves; the next loads, and its transforms still
- * match numpy; a file that fails its checksum, or is cut short, is compiled
- * anew and replaced; another size has its own file.
+ * match numpy, a second plan made from the loaded binaries included; a file
+ * with another key, a wrong checksum, cut short or with bytes after its
+ * end is compiled anew and replaced; another size has its own file.
  * Runs in a folder of its own, then gives the context its folder back. */
 static void test_fft_cached_binaries(void **state)
 {
@@ -326,14 +342,16 @@ static void test_fft_cached_binaries(void **state)
     assert_false(create_cached(ctx, 3, 32, 32));
     cached_file(dir, path, sizeof path);
     assert_true(create_cached(ctx, 3, 32, 32));
-    check_fft(3, 32, 32);   /* from the file */
+    check_fft_pairs(3, 32, 32, true);   /* from the file */
 
-    damage(path, 16);   /* the checksum: the binaries themselves still load */
-    assert_false(create_cached(ctx, 3, 32, 32));
-    assert_true(create_cached(ctx, 3, 32, 32));
-    damage(path, -1);
-    assert_false(create_cached(ctx, 3, 32, 32));
-    assert_true(create_cached(ctx, 3, 32, 32));
+    /* The key's first byte, the checksum's (the binaries themselves would
+     * still load), a cut file, a byte too many. */
+    const long damages[] = {8, 8 + 256 + 8, CUT, APPEND};
+    for (size_t i = 0; i < sizeof damages / sizeof damages[0]; i++) {
+        damage(path, damages[i]);
+        assert_false(create_cached(ctx, 3, 32, 32));
+        assert_true(create_cached(ctx, 3, 32, 32));
+    }
     check_fft(3, 32, 32);
 
     assert_false(create_cached(ctx, 3, 28, 28));

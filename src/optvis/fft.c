@@ -127,19 +127,24 @@ static lvk_status plan_create(struct lvk_fft *f, const void *spirv, struct fft_p
 
 /* ---- compiled shaders on disk ------------------------------------------------------------ */
 
-/* VkFFT compiles its generated shaders with glslang at plan creation: about
- * 0.1 s of the 0.15 s that creating a 24 x 128 x 128 plan took on lavapipe,
- * paid again by every run. The binaries are kept in lucid-vk's cache folder
- * (lvk_ctx.cache_dir), named by what they depend on: VkFFT's version, the
- * transform, plan_create's settings (SPIRV_CONFIG), the device and its
- * driver. A file is used only where its checksum holds; one that is stale,
- * short or corrupt is compiled anew and replaced. */
-#define SPIRV_MAGIC "lvkfft1"   /* 8 bytes with its NUL */
+/* VkFFT compiles its generated shaders with glslang for every plan: most of
+ * the 0.15-0.3 s that creating a 24 x 128 x 128 plan took on lavapipe, paid
+ * again by every run. The binaries are kept in lucid-vk's cache folder
+ * (lvk_ctx.cache_dir), under a key naming all they depend on: VkFFT's
+ * headers (their digest, LVK_VKFFT_DIGEST, from cmake/vkfft_header.cmake),
+ * plan_create's settings (SPIRV_CONFIG), the transform, the device and its
+ * driver. The file holds the key itself (its name is only the key's hash),
+ * the binaries' size and checksum; VkFFT reads what it loads unchecked, so a
+ * file is used only where all of these match and its binaries are the chain
+ * of SPIR-V modules VkFFT writes ([size in bytes][module] ...). Any other
+ * file is compiled anew and replaced. */
+#define SPIRV_MAGIC "lvkfft2"   /* 8 bytes with its NUL */
 #define SPIRV_CONFIG 1u
 #define FNV_BASIS 0xcbf29ce484222325ull
 
 struct spirv_header {
     char magic[8];
+    char key[256];
     uint64_t size, sum;   /* of the binaries that follow */
 };
 
@@ -151,23 +156,45 @@ static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
     return h;
 }
 
-static bool spirv_path(const struct lvk_fft *f, char *path, size_t n)
+/* The key of f's binaries (zero-padded) and the file that holds them. */
+static bool spirv_key(const struct lvk_fft *f, char key[256], char *path, size_t n)
 {
     const struct lvk_ctx *ctx = f->ctx;
     if (!ctx->cache_dir[0])
         return false;
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(ctx->phys, &p);
-    const uint32_t key[] = {(uint32_t)VkFFTGetVersion(), SPIRV_CONFIG, f->batch, f->h, f->w,
-                            p.vendorID, p.deviceID, p.driverVersion};
-    uint64_t h = fnv1a(p.pipelineCacheUUID, VK_UUID_SIZE, fnv1a(key, sizeof key, FNV_BASIS));
-    int len = snprintf(path, n, "%s/vkfft-%016llx.bin", ctx->cache_dir, (unsigned long long)h);
+    char uuid[2 * VK_UUID_SIZE + 1];
+    for (uint32_t i = 0; i < VK_UUID_SIZE; i++)
+        snprintf(uuid + 2 * i, 3, "%02x", p.pipelineCacheUUID[i]);
+    memset(key, 0, 256);
+    int len = snprintf(key, 256, "vkfft %d %s config %u fft %ux%ux%u device %04x:%04x driver %u %s",
+                       (int)VkFFTGetVersion(), LVK_VKFFT_DIGEST, SPIRV_CONFIG, f->batch, f->h,
+                       f->w, p.vendorID, p.deviceID, p.driverVersion, uuid);
+    if (len <= 0 || len >= 256)
+        return false;
+    len = snprintf(path, n, "%s/vkfft-%016llx.bin", ctx->cache_dir,
+                   (unsigned long long)fnv1a(key, 256, FNV_BASIS));
     return len > 0 && (size_t)len < n;
 }
 
-/* The binaries in `path`, or NULL where the file is missing or fails its
- * checks. */
-static void *spirv_load(const char *path, size_t *size)
+/* Whether data is a chain of SPIR-V modules, each after its size in bytes,
+ * that ends exactly where data does. */
+static bool spirv_chain(const uint32_t *words, size_t nwords)
+{
+    size_t at = 0;
+    while (at < nwords) {
+        size_t len = words[at];
+        if (len == 0 || len % 4 || len / 4 > nwords - at - 1 || words[at + 1] != 0x07230203u)
+            return false;
+        at += 1 + len / 4;
+    }
+    return at == nwords && nwords > 0;
+}
+
+/* The binaries in `path` for `key`, or NULL where the file is missing or
+ * fails a check. */
+static void *spirv_load(const char *path, const char key[256], size_t *size)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
@@ -175,9 +202,10 @@ static void *spirv_load(const char *path, size_t *size)
     struct spirv_header hd;
     void *data = NULL;
     bool ok = fread(&hd, sizeof hd, 1, fp) == 1 && memcmp(hd.magic, SPIRV_MAGIC, 8) == 0 &&
-              hd.size > 0 && hd.size <= (64u << 20) && (data = malloc(hd.size)) != NULL &&
+              memcmp(hd.key, key, 256) == 0 && hd.size > 0 && hd.size % 4 == 0 &&
+              hd.size <= (64u << 20) && (data = malloc(hd.size)) != NULL &&
               fread(data, 1, hd.size, fp) == hd.size && fgetc(fp) == EOF &&
-              fnv1a(data, hd.size, FNV_BASIS) == hd.sum;
+              fnv1a(data, hd.size, FNV_BASIS) == hd.sum && spirv_chain(data, hd.size / 4);
     fclose(fp);
     if (!ok) {
         free(data);
@@ -187,17 +215,26 @@ static void *spirv_load(const char *path, size_t *size)
     return data;
 }
 
-/* Written to a temporary file renamed over `path`, so that a reader never
- * sees half a file; failures only cost the next run the compile. */
-static void spirv_save(const char *path, const void *data, size_t size)
+/* Written to a temporary file of its own, renamed over `path`, so that a
+ * reader never sees half a file; failures only cost the next run the
+ * compile. */
+static void spirv_save(const char *path, const char key[256], const void *data, size_t size)
 {
     char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp)
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
         return;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return;
+    FILE *fp = fdopen(fd, "wb");
+    if (!fp) {
+        close(fd);
+        remove(tmp);
+        return;
+    }
     struct spirv_header hd = {.size = size, .sum = fnv1a(data, size, FNV_BASIS)};
     memcpy(hd.magic, SPIRV_MAGIC, 8);
+    memcpy(hd.key, key, 256);
     bool ok = fwrite(&hd, sizeof hd, 1, fp) == 1 && fwrite(data, 1, size, fp) == size;
     ok = fclose(fp) == 0 && ok;
     if (!ok || rename(tmp, path) != 0)
@@ -208,9 +245,9 @@ static void spirv_save(const char *path, const void *data, size_t size)
  * (and cached). */
 static lvk_status first_plan(struct lvk_fft *f)
 {
-    char path[512];
-    const bool cache = spirv_path(f, path, sizeof path);
-    if (cache && (f->spirv = spirv_load(path, &f->spirv_size)) != NULL) {
+    char key[256], path[512];
+    const bool cache = spirv_key(f, key, path, sizeof path);
+    if (cache && (f->spirv = spirv_load(path, key, &f->spirv_size)) != NULL) {
         if (plan_create(f, f->spirv, &f->plans[0]) == LVK_OK) {
             f->cached = true;
             return LVK_OK;
@@ -232,7 +269,7 @@ static lvk_status first_plan(struct lvk_fft *f)
         return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
     memcpy(f->spirv, app->saveApplicationString, f->spirv_size);
     if (cache)
-        spirv_save(path, f->spirv, f->spirv_size);
+        spirv_save(path, key, f->spirv, f->spirv_size);
     return LVK_OK;
 }
 
