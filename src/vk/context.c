@@ -422,12 +422,15 @@ static void cache_path(struct lvk_ctx *ctx)
 {
     const char *base = getenv("XDG_CACHE_HOME");
     char dir[400];
+    int len;
     if (base && *base)
-        snprintf(dir, sizeof dir, "%s/lucidvk", base);
+        len = snprintf(dir, sizeof dir, "%s/lucidvk", base);
     else if (getenv("HOME"))
-        snprintf(dir, sizeof dir, "%s/.cache/lucidvk", getenv("HOME"));
+        len = snprintf(dir, sizeof dir, "%s/.cache/lucidvk", getenv("HOME"));
     else
         return;
+    if (len <= 0 || (size_t)len >= sizeof dir)
+        return;   /* a cut path would name another folder: no cache */
     char parent[400];
     snprintf(parent, sizeof parent, "%s", dir);
     char *slash = strrchr(parent, '/');
