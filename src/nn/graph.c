@@ -374,7 +374,23 @@ static void supported_ops(char *buf, size_t len)
         used += (size_t)snprintf(buf + used, len - used, i ? ", %s" : "%s", names[i]);
 }
 
-static lvk_status prepare(struct lvk_model *m)
+/* Marks in nodes[] those upstream of the values marked in vals[], which it
+ * extends to every value they read (nodes are in topological order). */
+static void mark_upstream(const struct lvk_model *m, bool *vals, bool *nodes)
+{
+    for (int i = m->nnodes - 1; i >= 0; i--) {
+        const struct lvk_node *n = &m->nodes[i];
+        for (int k = 0; k < n->noutputs; k++)
+            nodes[i] = nodes[i] || (n->outputs[k] >= 0 && vals[n->outputs[k]]);
+        for (int k = 0; nodes[i] && k < n->ninputs; k++)
+            if (n->inputs[k] >= 0)
+                vals[n->inputs[k]] = true;
+    }
+}
+
+/* Prepares (and folds) the nodes marked in `upstream`, every node if it is
+ * NULL. */
+static lvk_status prepare(struct lvk_model *m, const bool *upstream)
 {
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
@@ -388,6 +404,8 @@ static lvk_status prepare(struct lvk_model *m)
     }
     for (int i = 0; i < m->nnodes; i++) {
         struct lvk_node *n = &m->nodes[i];
+        if (upstream && !upstream[i])
+            continue;
         lvk_status st = n->def->prepare(m, n);
         if (st != LVK_OK) {
             /* Ops report through lvk_node_fail; add the node to bare messages. */
@@ -636,11 +654,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         return LVK_ERR_HOST_OOM;
     for (int r = 0; r < nreq; r++) {
         int v = opts && opts->outputs ? lvk_graph_find(m, opts->outputs[r]) : m->graph_outputs[r];
-        if (v < 0) {
-            free(requested);
-            return lvk_fail(LVK_ERR_NOT_FOUND, "%s: no tensor named '%s' (see 'lucidvk info')",
-                            m->path, opts->outputs[r]);
-        }
+        LVK_ASSERT(v >= 0); /* names checked by lvk_graph_finalize */
         m->values[v].needed = true;
         m->values[v].seeded = true;
         requested[v] = true;
@@ -864,7 +878,35 @@ lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *
     /* Known to prepare(): an op may plan less for a model without them. */
     m->gradients = opts && opts->gradients;
     m->fast_conv = opts && opts->fast_conv;
-    LVK_CHECK(prepare(m));
+    /* Named outputs: only what they need is prepared, so the layers past
+     * a render's objective cost no planning (GoogLeNet's inception4e-5b and
+     * classifier, for inception4d) and their shapes need not fit; else
+     * everything is ('lucidvk info' shows every shape). */
+    bool *vals = NULL, *upstream = NULL;
+    if (opts && opts->outputs) {
+        vals = calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *vals);
+        upstream = calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *upstream);
+        if (!vals || !upstream) {
+            free(vals);
+            free(upstream);
+            return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
+        }
+        for (int r = 0; r < opts->noutputs; r++) {
+            int v = lvk_graph_find(m, opts->outputs[r]);
+            if (v < 0) {
+                free(vals);
+                free(upstream);
+                return lvk_fail(LVK_ERR_NOT_FOUND, "%s: no tensor named '%s' (see 'lucidvk info')",
+                                m->path, opts->outputs[r]);
+            }
+            vals[v] = true;
+        }
+        mark_upstream(m, vals, upstream);
+    }
+    lvk_status st = prepare(m, upstream);
+    free(vals);
+    free(upstream);
+    LVK_CHECK(st);
     LVK_CHECK(plan(m, opts));
     LVK_CHECK(upload(m));
     m->planned = true;
