@@ -2,18 +2,22 @@
  * assets/demo: class renders are classified as their class, channel renders
  * drive their channel far above its value on the initial noise, negative
  * renders push it down, and the same seed gives the same bytes. The judge
- * is the model itself, run independently on the rendered images. */
+ * is the model itself, run independently on the rendered images. A render
+ * that computes only its objective's channels equals the one that computes
+ * them all. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "lucidvk/render.h"
 #include "nn/graph.h"
+#include "nn/onnx.h"
 #include "support/demo.h"
 #include "support/op_harness.h"
 
@@ -95,11 +99,16 @@ static void test_device_bytes(void **state)
     lvk_test_demo_render(&o, &r);
     assert_int_equal(ctx->device_bytes, before);
 
+    /* As the render loads it: conv3 cut to its channel 7. */
     const char *outputs[] = {"conv3_relu"};
     struct lvk_model_opts mo = {.batch = r.batch, .height = r.net_height, .width = r.net_width,
-                                .outputs = outputs, .noutputs = 1, .gradients = 1};
+                                .outputs = outputs, .noutputs = 1, .gradients = 1, .fast_conv = 1};
     lvk_model_t *m = NULL;
-    if (lvk_model_load(ctx, DEMO, &mo, &m) != LVK_OK)
+    if (lvk_onnx_load_graph(ctx, DEMO, &mo, NULL, 0, &m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+    int v = lvk_graph_find(m, "conv3_relu");
+    assert_true(lvk_graph_narrow_channels(m, v, 7, 8, &v, 1));
+    if (lvk_graph_finalize(m, &mo) != LVK_OK)
         fail_msg("%s", lvk_last_error());
     const uint64_t arena = m->arena.bytes, pixels = (uint64_t)r.batch * r.channels * r.height * r.width;
     lvk_model_destroy(m);
@@ -108,6 +117,35 @@ static void test_device_bytes(void **state)
     assert_true(r.device_bytes >= arena);
     assert_true(r.device_bytes <= arena + 64 * 4 * pixels + 65536);
     lvk_render_result_free(&r);
+}
+
+/* A channel objective on a convolution's output computes only the channels
+ * it reads (lvk_graph_narrow_channels): the render is the one made with
+ * every channel computed (LVK_NO_NARROW=1), in less memory. */
+static void test_narrowed_render(void **state)
+{
+    struct lvk_render_opts o = {.objective = "channel(conv3_relu, 5)@0 + channel(conv3_relu, 9)@1",
+                                .steps = 16, .seed = 4, .redirect_steps = -1};
+    struct lvk_render_result cut, whole;
+    lvk_test_demo_render(&o, &cut);
+    setenv("LVK_NO_NARROW", "1", 1);
+    lvk_test_demo_render(&o, &whole);
+    unsetenv("LVK_NO_NARROW");
+    assert_int_equal(cut.batch, 2);
+    const size_t n = (size_t)cut.batch * cut.channels * cut.height * cut.width;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(cut.images[i] - whole.images[i]));
+    printf("narrowed render: device memory %llu against %llu bytes, images within %.2g, "
+           "objective %.7g against %.7g\n", (unsigned long long)cut.device_bytes,
+           (unsigned long long)whole.device_bytes, worst, cut.curve[o.steps - 1],
+           whole.curve[o.steps - 1]);
+    assert_true(worst < 1e-5);
+    for (int s = 0; s < o.steps; s++)
+        assert_true(fabs(cut.curve[s] - whole.curve[s]) <= 1e-5 * fmax(1.0, fabs(whole.curve[s])));
+    assert_true(cut.device_bytes < whole.device_bytes);
+    lvk_render_result_free(&cut);
+    lvk_render_result_free(&whole);
 }
 
 static void test_same_seed_same_bytes(void **state)
@@ -156,6 +194,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_device_bytes),
+        cmocka_unit_test(test_narrowed_render),
         cmocka_unit_test(test_bad_objectives),
         cmocka_unit_test(test_channel_and_negative),
         cmocka_unit_test(test_class_renders),

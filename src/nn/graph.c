@@ -872,6 +872,101 @@ void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
     m->values[v].read_hi = hi;
 }
 
+/* Nodes that read value v among those marked in `needed` (all if NULL). */
+static int count_readers(const struct lvk_model *m, int v, const bool *needed)
+{
+    int count = 0;
+    for (int i = 0; i < m->nnodes; i++)
+        for (int k = 0; k < m->nodes[i].ninputs; k++)
+            if (m->nodes[i].inputs[k] == v && (!needed || needed[i]))
+                count++;
+    return count;
+}
+
+/* Elementwise ops that treat every channel alike; Clip's bounds must be
+ * constants. */
+static bool channelwise(const struct lvk_model *m, const struct lvk_node *n)
+{
+    static const char *const ops[] = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
+                                      "HardSigmoid", "HardSwish"};
+    bool known = false;
+    for (size_t i = 0; i < LVK_ARRAY_LEN(ops); i++)
+        known = known || strcmp(n->op_type, ops[i]) == 0;
+    if (!known || n->noutputs != 1 || n->ninputs < 1 || n->inputs[0] < 0)
+        return false;
+    for (int k = 1; k < n->ninputs; k++)
+        if (n->inputs[k] >= 0 && !m->values[n->inputs[k]].is_const)
+            return false;
+    return true;
+}
+
+bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
+                               const int *requested, int nrequested)
+{
+    LVK_ASSERT(!m->planned);
+    if (lo < 0 || lo >= hi)
+        return false;
+    /* The nodes the requested values need, as planning will find them. */
+    bool *vneed = calloc((size_t)m->nvalues, sizeof *vneed);
+    bool *nneed = calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *nneed);
+    bool *req = calloc((size_t)m->nvalues, sizeof *req);
+    bool ok = vneed && nneed && req;
+    for (int r = 0; ok && r < nrequested; r++)
+        vneed[requested[r]] = req[requested[r]] = true;
+    if (ok)
+        mark_upstream(m, vneed, nneed);
+    /* Back from v through channelwise nodes to a Conv; every value on the
+     * way read by the next node alone and not requested. */
+    int chain[16], nchain = 0, conv = -1;
+    ok = ok && count_readers(m, v, nneed) == 0;
+    for (int cur = v; ok && conv < 0;) {
+        chain[nchain++] = cur;
+        int p = m->values[cur].producer;
+        ok = p >= 0 && nchain < (int)LVK_ARRAY_LEN(chain);
+        if (!ok)
+            break;
+        const struct lvk_node *n = &m->nodes[p];
+        if (strcmp(n->op_type, "Conv") == 0) {
+            conv = p;
+        } else if (channelwise(m, n)) {
+            cur = n->inputs[0];
+            ok = !req[cur] && count_readers(m, cur, nneed) == 1;
+        } else {
+            ok = false;
+        }
+    }
+    free(vneed);
+    free(nneed);
+    free(req);
+    if (!ok)
+        return false;
+    /* One group, constant float weights and bias that only this Conv reads,
+     * and the channels among its outputs. */
+    const struct lvk_node *n = &m->nodes[conv];
+    const int wi = n->ninputs > 1 ? n->inputs[1] : -1, bi = n->ninputs > 2 ? n->inputs[2] : -1;
+    if (lvk_attr_int(n, "group", 1) != 1 || wi < 0 || n->outputs[0] != chain[nchain - 1])
+        return false;
+    struct lvk_value *w = &m->values[wi], *b = bi >= 0 ? &m->values[bi] : NULL;
+    if (!w->is_const || !w->host || w->dtype != LVK_DTYPE_F32 || w->shape.ndim < 3 ||
+        hi > w->shape.d[0] || count_readers(m, wi, NULL) != 1)
+        return false;
+    if (b && (!b->is_const || !b->host || b->dtype != LVK_DTYPE_F32 || b->shape.ndim != 1 ||
+              b->shape.d[0] != w->shape.d[0] || count_readers(m, bi, NULL) != 1))
+        return false;
+    const size_t row = (size_t)(lvk_shape_count(&w->shape) / w->shape.d[0]);
+    float *wh = w->host;
+    memmove(wh, wh + (size_t)lo * row, (size_t)(hi - lo) * row * sizeof *wh);
+    w->shape.d[0] = hi - lo;
+    if (b) {
+        float *bh = b->host;
+        memmove(bh, bh + lo, (size_t)(hi - lo) * sizeof *bh);
+        b->shape.d[0] = hi - lo;
+    }
+    for (int k = 0; k < nchain; k++)
+        m->values[chain[k]].channel_base = lo;
+    return true;
+}
+
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     LVK_ASSERT(!m->planned);

@@ -90,6 +90,10 @@ struct lvk_value {
      * a caller narrowed a requested value (lvk_graph_need_channels) and no
      * node that runs reads it whole (planning widens it back). */
     int64_t read_lo, read_hi;
+    /* Channel 0 of this value along axis 1 is channel `channel_base` of the
+     * tensor the model file defines: 0 unless lvk_graph_narrow_channels
+     * dropped the channels before it. */
+    int64_t channel_base;
     struct lvk_buf *buf;    /* device data, NULL if not on the device */
     struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
 };
@@ -297,6 +301,18 @@ int lvk_graph_find(const struct lvk_model *m, const char *name);
  * channels of v are left undefined. A range that turns out to lie outside
  * v's channels restricts nothing. */
 void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi);
+
+/* Before lvk_graph_finalize: where value v, which nothing the caller
+ * requests (requested[0 .. nrequested)) reads, is computed from a Conv's
+ * output through channelwise activations alone (Relu, Clip, ...), none of
+ * whose values anything else reads, gives the Conv only its out channels
+ * [lo, hi): its weights and bias are cut to them, and v and the values
+ * between hold those channels alone (lvk_value.channel_base = lo). A
+ * render whose objective reads a few channels of a convolution's output
+ * then computes only those (MobileNet V2's 576-channel `expand` layers,
+ * forward and backward). Returns whether it did; else nothing changed. */
+bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
+                               const int *requested, int nrequested);
 
 /* Prepares, folds, plans and allocates; see struct lvk_model_opts. */
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts);

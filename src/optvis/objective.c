@@ -765,6 +765,7 @@ static lvk_status resolve_tensor(const struct lvk_objective *o, const struct lvk
         return term_fail(o, t, LVK_ERR_UNSUPPORTED, "tensor '%s' %s is too large", name, sh);
     op->value = v;
     op->c = (uint32_t)val->shape.d[1];
+    op->base = (uint32_t)val->channel_base;
     op->s = (uint32_t)s;
     op->p0 = 0;
     op->npos = op->s;
@@ -776,7 +777,7 @@ static lvk_status resolve_tensor(const struct lvk_objective *o, const struct lvk
 static lvk_status check_channel(const struct lvk_objective *o, const struct lvk_term *t,
                                 const struct lvk_model *m, const struct lvk_objective_op *op, int c)
 {
-    if ((uint32_t)c < op->c)
+    if (c >= (int)op->base && (uint32_t)c - op->base < op->c)
         return LVK_OK;
     const struct lvk_value *val = &m->values[op->value];
     bool cls = t->kind == LVK_TERM_CLASS;
@@ -872,11 +873,11 @@ static lvk_status compile_term(const struct lvk_objective *o, const struct lvk_t
     case LVK_TERM_CHANNEL:
     case LVK_TERM_CLASS:
         LVK_CHECK(check_channel(o, t, m, op, t->channel));
-        op->coef[t->channel] = 1.0f;
+        op->coef[t->channel - op->base] = 1.0f;
         break;
     case LVK_TERM_NEURON:
         LVK_CHECK(check_channel(o, t, m, op, t->channel));
-        op->coef[t->channel] = 1.0f;
+        op->coef[t->channel - op->base] = 1.0f;
         LVK_CHECK(neuron_position(o, t, m, op));
         break;
     case LVK_TERM_LAYER:
@@ -889,7 +890,7 @@ static lvk_status compile_term(const struct lvk_objective *o, const struct lvk_t
         /* A channel listed twice counts twice, as in a sum of channel(). */
         for (int k = 0; k < t->nchannels; k++) {
             LVK_CHECK(check_channel(o, t, m, op, t->channels[k]));
-            op->coef[t->channels[k]] += 1.0f;
+            op->coef[t->channels[k] - op->base] += 1.0f;
         }
         break;
     case LVK_TERM_DIRECTION:

@@ -183,6 +183,8 @@ struct lvk_objective_op {
     uint32_t b0, nb;        /* images [b0, b0 + nb) */
     int value;              /* model value index; -1 for image terms */
     uint32_t c, s;          /* channels and positions of the tensor */
+    uint32_t base;          /* the term's channel k is the tensor's k - base
+                             * (lvk_value.channel_base) */
     uint32_t p0, npos;      /* positions read: [p0, p0 + npos) */
     uint32_t power;         /* 1: linear in the tensor, 2: mean of squares */
     float *coef;            /* [c] weight per channel (host, for the upload) */

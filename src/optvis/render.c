@@ -98,13 +98,20 @@ static lvk_status load_model(struct render *r, const char *path)
         LVK_CHECK(lvk_objective_tensors(r->obj, r->m, names, MAX_TENSORS, &n));
         mo.outputs = names;
         mo.noutputs = n;
-        /* A channel objective on an inception block's output needs only the
-         * branches that compute those channels (GoogLeNet's inception4d,
-         * channels 0-7: one branch of four). */
+        /* A channel objective on a convolution's output computes only those
+         * channels (lvk_graph_narrow_channels; LVK_NO_NARROW=1 turns that
+         * off, for tests and benchmarks); on an inception block's output it
+         * needs only the branches that compute them (GoogLeNet's
+         * inception4d, channels 0-7: one branch of four). */
+        int req[MAX_TENSORS];
+        for (int k = 0; k < n; k++)
+            req[k] = lvk_graph_find(r->m, names[k]);
         for (int k = 0; k < n; k++) {
             int64_t lo, hi;
             lvk_objective_channels(r->obj, r->m, names[k], &lo, &hi);
-            lvk_graph_need_channels(r->m, lvk_graph_find(r->m, names[k]), lo, hi);
+            if (lvk_env_on("LVK_NO_NARROW") ||
+                !lvk_graph_narrow_channels(r->m, req[k], lo, hi, req, n))
+                lvk_graph_need_channels(r->m, req[k], lo, hi);
         }
         lvk_status st = lvk_graph_finalize(r->m, &mo);
         if (st == LVK_OK)
