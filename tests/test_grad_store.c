@@ -17,7 +17,12 @@
  * on a would then be z's too: seeding it is refused, and requesting a at
  * load keeps its buffer apart (dx = relu'(x) g from a alone). Seeds on z
  * (an Add output whose operand uses its buffer) and on w = Reshape(z) (an
- * alias: the same tensor) are right, though z, w and a share one buffer. */
+ * alias: the same tensor) are right, though z, w and a share one buffer.
+ * When a residual block's input feeds a convolution, that convolution adds
+ * the Add's gradient as it stores dx (lvk_node.bwd_sum) and the Add's
+ * backward does not run: dx against its closed form, with the fusions and
+ * without (LVK_NO_FUSE=1). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,12 +196,108 @@ static void test_residual(void **state)
     lvk_test_assert_no_validation();
 }
 
+/* A residual block whose input feeds a convolution and the closing Add:
+ * x [1, 4, 2, 4] -> Conv 1x1 (W1 [6, 4]) -> c -> Relu -> Conv 1x1 (W2 [4, 6])
+ * -> a;  z = Add(a, x), requested. a shares z's gradient buffer, and the
+ * first convolution adds dz into dx as it stores it (fold_add_grads), so
+ * the Add's backward does not run:
+ *   dx[j] = g[j] + sum_m W1[m][j] relu'(c[m]) sum_i W2[i][m] g[i]  (each pixel). */
+enum { RC = 4, RM = 6, RP = 8 };
+
+static float w1(int m, int j) { return ((float)((m * 5 + j * 3) % 9) - 4.3f) / 4.0f; }
+static float w2(int i, int m) { return (float)((i * 7 + m * 2) % 11 - 5) / 8.0f; }
+static float rx(int i) { return (float)((i * 13) % 17 - 8) / 4.0f + 0.1f; }
+
+static struct lvk_model *residual_conv(void)
+{
+    struct lvk_model *m = NULL;
+    assert_int_equal(lvk_graph_create(lvk_test_ctx(), "residual_conv", &m), LVK_OK);
+    float a1[RM * RC], a2[RC * RM];
+    for (int i = 0; i < RM * RC; i++)
+        a1[i] = w1(i / RC, i % RC);
+    for (int i = 0; i < RC * RM; i++)
+        a2[i] = w2(i / RM, i % RM);
+    const struct lvk_shape xs = {4, {1, RC, 2, 4}}, s1 = {4, {RM, RC, 1, 1}}, s2 = {4, {RC, RM, 1, 1}};
+    assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
+    assert_true(lvk_graph_add_const(m, "w1", LVK_DTYPE_F32, &s1, a1) >= 0);
+    assert_true(lvk_graph_add_const(m, "w2", LVK_DTYPE_F32, &s2, a2) >= 0);
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "expand", (const char *const[]){"x", "w1"}, 2,
+                                        (const char *const[]){"c"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"c"}, 1,
+                                        (const char *const[]){"r"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Conv", "project", (const char *const[]){"r", "w2"}, 2,
+                                        (const char *const[]){"a"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_add_node(m, "Add", "add", (const char *const[]){"a", "x"}, 2,
+                                        (const char *const[]){"z"}, 1, NULL, 0), LVK_OK);
+    assert_int_equal(lvk_graph_mark_output(m, "z"), LVK_OK);
+    const struct lvk_model_opts opts = {.gradients = 1};
+    assert_int_equal(lvk_graph_finalize(m, &opts), LVK_OK);
+    float x[RC * RP];
+    for (int i = 0; i < RC * RP; i++)
+        x[i] = rx(i);
+    assert_int_equal(lvk_model_set_input(m, "x", x, RC * RP), LVK_OK);
+    assert_int_equal(lvk_model_forward(m), LVK_OK);
+    return m;
+}
+
+/* dx for two seeds on z against the closed form (got: room for dx). */
+static void check_residual_conv(struct lvk_model *m, float *got)
+{
+    for (float scale = 1.0f; scale > -1.0f; scale -= 1.5f) {
+        float g[RC * RP];
+        for (int i = 0; i < RC * RP; i++)
+            g[i] = scale * (float)((i * 3) % 7 - 3);
+        assert_int_equal(lvk_model_backward(m, "z", g, RC * RP, got, RC * RP), LVK_OK);
+        for (int p = 0; p < RP; p++)
+            for (int j = 0; j < RC; j++) {
+                double want = g[j * RP + p];
+                for (int mm = 0; mm < RM; mm++) {
+                    double c = 0, back = 0;
+                    for (int k = 0; k < RC; k++)
+                        c += (double)w1(mm, k) * rx(k * RP + p);
+                    assert_true(fabs(c) > 1e-3); /* no kink in the data */
+                    for (int i = 0; i < RC; i++)
+                        back += (double)w2(i, mm) * g[i * RP + p];
+                    want += c > 0 ? (double)w1(mm, j) * back : 0.0;
+                }
+                if (fabs(got[j * RP + p] - want) > 1e-5 * fmax(1.0, fabs(want)))
+                    fail_msg("seed x %g: dx[%d, %d] = %g, want %g", scale, j, p, got[j * RP + p],
+                             want);
+            }
+    }
+}
+
+static void test_residual_conv(void **state)
+{
+    if (!lvk_test_ctx())
+        skip();
+    struct lvk_model *m = residual_conv();
+    assert_int_equal(m->nodes[3].grad_shared, 1u);
+    assert_int_equal(m->nodes[3].grad_folded, 2u);
+    assert_int_equal(m->nodes[0].bwd_sum, 3);
+    assert_false(lvk_graph_node_runs(m, &m->nodes[3], true));
+    float got[RC * RP];
+    check_residual_conv(m, got);
+    lvk_model_destroy(m);
+
+    /* Without fusions the Add copies dz and the convolution adds to it. */
+    setenv("LVK_NO_FUSE", "1", 1);
+    m = residual_conv();
+    unsetenv("LVK_NO_FUSE");
+    assert_int_equal(m->nodes[3].grad_folded, 0u);
+    assert_true(lvk_graph_node_runs(m, &m->nodes[3], true));
+    check_residual_conv(m, got);
+    lvk_model_destroy(m);
+    lvk_test_assert_no_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_backward),
         cmocka_unit_test(test_residual),
+        cmocka_unit_test(test_residual_conv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,7 +261,7 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
     struct lvk_node *n = &m->nodes[m->nnodes];
     memset(n, 0, sizeof *n);
     m->nnodes++; /* counted first so lvk_graph_destroy frees a half-built node */
-    n->act = n->sum = -1;
+    n->act = n->sum = n->bwd_sum = -1;
     n->op_type = dupstr(op_type);
     n->name = dupstr(name && *name ? name : (noutputs > 0 ? outputs[0] : op_type));
     n->inputs = lvk_calloc((size_t)LVK_MAX(ninputs, 1), sizeof *n->inputs);
@@ -645,6 +645,43 @@ static void share_grads(struct lvk_model *m, const struct value_reads *reads, in
     }
 }
 
+/* A residual block's input x is read by the block's first layer C and by
+ * the Add that closes the block, whose other operand uses the Add's
+ * gradient buffer (share_grads): the Add's backward would only copy its
+ * output's gradient into x's, for C's backward to add to. C adds it as it
+ * stores instead (lvk_node.bwd_sum), reading it once where the copy read
+ * and wrote it and C read it back, and the Add's backward has nothing left
+ * to do. Only where those two are x's only readers (no alias of it), and
+ * x is not requested and takes its own gradient (no activation's mask
+ * applied by C, whose second input binding that holds). */
+static void fold_add_grads(struct lvk_model *m, const struct value_reads *reads)
+{
+    for (int i = 0; reads && m->gradients && i < m->nnodes; i++) {
+        struct lvk_node *a = &m->nodes[i];
+        if (!a->needed || a->folded || !a->def->passes_grad || a->ninputs != 2)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            const int x = a->inputs[k];
+            const struct lvk_value *val = x >= 0 ? &m->values[x] : NULL;
+            if (!val || !(a->grad_shared >> (1 - k) & 1u) || reads[x].count != 2 ||
+                !val->on_grad_path || val->seeded || val->alias_of >= 0 ||
+                lvk_graph_grad_mask(m, x, NULL, NULL) || !a->def->passes_grad(m, a, k))
+                continue;
+            int c = -1;
+            for (int j = 0; j < i; j++)
+                for (int q = 0; m->nodes[j].needed && q < m->nodes[j].ninputs; q++)
+                    if (m->nodes[j].inputs[q] == x)
+                        c = q == 0 && c == -1 ? j : -2;
+            struct lvk_node *cn = c >= 0 ? &m->nodes[c] : NULL;
+            if (!cn || cn->folded || cn->bwd_sum >= 0 || !cn->def->fuses_sum_bwd ||
+                !cn->def->fuses_sum_bwd(cn))
+                continue;
+            cn->bwd_sum = i;
+            a->grad_folded |= 1u << k;
+        }
+    }
+}
+
 static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
 {
     /* What runs: everything upstream of the requested values. */
@@ -739,6 +776,7 @@ static lvk_status plan(struct lvk_model *m, const struct lvk_model_opts *opts)
         return LVK_ERR_HOST_OOM;
     }
     share_grads(m, reads, share);
+    fold_add_grads(m, reads);
     free(reads);
     int nb = 0;
     sizes[nb++] = sizeof(struct lvk_ctrl); /* buffer 0: control block */
@@ -1027,7 +1065,7 @@ bool lvk_graph_node_runs(const struct lvk_model *m, const struct lvk_node *n, bo
 const struct lvk_buf *lvk_graph_input_grad(const struct lvk_model *m, const struct lvk_node *n,
                                            int k)
 {
-    if (n->grad_shared >> k & 1u)
+    if ((n->grad_shared | n->grad_folded) >> k & 1u)
         return NULL;
     const struct lvk_node *a = lvk_graph_grad_mask(m, n->inputs[k], NULL, NULL);
     return a ? m->values[a->inputs[0]].grad : m->values[n->inputs[k]].grad;

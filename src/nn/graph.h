@@ -143,6 +143,13 @@ struct lvk_node {
      * gradient is the gradient of output 0, the same buffer (an Add's
      * operand that only it reads): the backward writes nothing for it. */
     uint32_t grad_shared;
+    /* Set by planning (fold_add_grads in graph.c) on an Add: bit k when
+     * another node adds output 0's gradient into input k's as it writes
+     * that (bwd_sum): the backward writes nothing for it. On that node,
+     * bwd_sum is the Add's index (else -1); it adds the gradient of the
+     * Add's output to the gradient of its input 0 as it stores it. */
+    uint32_t grad_folded;
+    int bwd_sum;
 
     /* Op-private state from prepare(), released with free(). */
     void *priv;
@@ -210,6 +217,10 @@ struct lvk_op_def {
      * operand of Add with the output's shape), so the two may share a
      * buffer (lvk_node.grad_shared). NULL: never. Called after prepare(). */
     bool (*passes_grad)(const struct lvk_model *m, const struct lvk_node *n, int k);
+    /* Whether the backward can add a tensor laid out like input 0 to the
+     * gradient of input 0 as it writes it (lvk_node.bwd_sum). NULL: it
+     * cannot. Called after prepare(). */
+    bool (*fuses_sum_bwd)(const struct lvk_node *n);
     /* Whether input k is needed to compute what is read of the outputs
      * (lvk_value.read_lo, read_hi): a Concat needs no input outside the
      * channels read.

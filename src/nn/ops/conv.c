@@ -877,6 +877,14 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
     }
     if (!dx || !y->grad)
         return LVK_OK;
+    /* A residual Add's gradient folded in (graph.h: bwd_sum): added to dx
+     * as it is stored, read like the mask (which it never meets). */
+    const struct lvk_buf *aux = mask;
+    if (n->bwd_sum >= 0) {
+        LVK_ASSERT(!mask && pass.kind != CONV_CLASSIC);
+        aux = lvk_out(m, &m->nodes[n->bwd_sum], 0)->grad;
+        pass.spec[TX_FLAGS] |= TX_RESID;
+    }
     if (lvk_graph_grad_stores(n, 0)) {
         if (pass.kind != CONV_CLASSIC)
             pass.spec[TX_FLAGS] |= TX_STORE;
@@ -884,7 +892,7 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
             pass.spec[CL_BWD_STORE] = 1;
     }
     struct lvk_bind binds[5] = {LVK_B(dx), LVK_B(y->grad), LVK_B(w->buf)};
-    return conv_record(m, n, &pass, binds, 3, mask, cmd, "conv2d_bwd_data");
+    return conv_record(m, n, &pass, binds, 3, aux, cmd, "conv2d_bwd_data");
 }
 
 /* The texel kernels read weights and bias from the node's re-laid-out
@@ -913,6 +921,15 @@ static bool conv_fuses_sum(const struct lvk_node *n)
     return p && (p->fwd.kind == CONV_CLASSIC || p->y_texels);
 }
 
+/* The texel and Winograd kernels' backward can add a residual's gradient
+ * as they store x's (TX_RESID), reading it through a texel view laid out
+ * like x. */
+static bool conv_fuses_sum_bwd(const struct lvk_node *n)
+{
+    const struct conv_priv *p = n->priv;
+    return p && p->bwd.kind != CONV_CLASSIC && p->x_texels;
+}
+
 /* Both kernels write each element of x's gradient once. */
 static bool conv_stores_grad(const struct lvk_node *n, int k)
 {
@@ -928,6 +945,7 @@ static const struct lvk_op_def conv_def = {
     .fuses_clamp = true,
     .fuses_clamp_bwd = conv_fuses_clamp_bwd,
     .fuses_sum = conv_fuses_sum,
+    .fuses_sum_bwd = conv_fuses_sum_bwd,
     .reads_input = conv_reads_input,
     .stores_grad = conv_stores_grad,
 };
