@@ -20,8 +20,9 @@
  * alias: the same tensor) are right, though z, w and a share one buffer.
  * When a residual block's input feeds a convolution, that convolution adds
  * the Add's gradient as it stores dx (lvk_node.bwd_sum) and the Add's
- * backward does not run: dx against its closed form, with the fusions and
- * without (LVK_NO_FUSE=1). */
+ * backward does not run: dx against its closed form, 1x1 and 3x3, on the
+ * texel and Winograd kernels, with the fusions and without (LVK_NO_FUSE=1),
+ * and a seed on the block's input. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -197,32 +198,36 @@ static void test_residual(void **state)
 }
 
 /* A residual block whose input feeds a convolution and the closing Add:
- * x [1, 4, 2, 4] -> Conv 1x1 (W1 [6, 4]) -> c -> Relu -> Conv 1x1 (W2 [4, 6])
- * -> a;  z = Add(a, x), requested. a shares z's gradient buffer, and the
- * first convolution adds dz into dx as it stores it (fold_add_grads), so
- * the Add's backward does not run:
- *   dx[j] = g[j] + sum_m W1[m][j] relu'(c[m]) sum_i W2[i][m] g[i]  (each pixel). */
-enum { RC = 4, RM = 6, RP = 8 };
+ * x [1, 4, 2, 4] -> Conv KxK (W1 [6, 4, K, K], pads K/2) -> c -> Relu
+ * -> Conv 1x1 (W2 [4, 6]) -> a;  z = Add(a, x), requested. a shares z's
+ * gradient buffer, and where the first convolution's backward runs on the
+ * texel or Winograd kernels (lavapipe's) it adds dz into dx as it stores it
+ * (fold_add_grads), so the Add's backward does not run:
+ *   dx = g + W1^T (relu'(c) (W2^T g)),
+ * W1^T the transposed (full) convolution. K = 1 and K = 3 on each kernel. */
+enum { RC = 4, RM = 6, RH = 2, RW = 4, RP = RH * RW };
 
-static float w1(int m, int j) { return ((float)((m * 5 + j * 3) % 9) - 4.3f) / 4.0f; }
+static float w1(int m, int j, int t) { return ((float)((m * 5 + j * 3 + t * 7) % 9) - 4.3f) / 4.0f; }
 static float w2(int i, int m) { return (float)((i * 7 + m * 2) % 11 - 5) / 8.0f; }
 static float rx(int i) { return (float)((i * 13) % 17 - 8) / 4.0f + 0.1f; }
 
-static struct lvk_model *residual_conv(void)
+static struct lvk_model *residual_conv(int k)
 {
     struct lvk_model *m = NULL;
     assert_int_equal(lvk_graph_create(lvk_test_ctx(), "residual_conv", &m), LVK_OK);
-    float a1[RM * RC], a2[RC * RM];
-    for (int i = 0; i < RM * RC; i++)
-        a1[i] = w1(i / RC, i % RC);
+    float a1[RM * RC * 9], a2[RC * RM];
+    for (int i = 0; i < RM * RC * k * k; i++)
+        a1[i] = w1(i / (RC * k * k), i / (k * k) % RC, i % (k * k));
     for (int i = 0; i < RC * RM; i++)
         a2[i] = w2(i / RM, i % RM);
-    const struct lvk_shape xs = {4, {1, RC, 2, 4}}, s1 = {4, {RM, RC, 1, 1}}, s2 = {4, {RC, RM, 1, 1}};
+    const struct lvk_shape xs = {4, {1, RC, RH, RW}}, s1 = {4, {RM, RC, k, k}}, s2 = {4, {RC, RM, 1, 1}};
+    const int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    const struct lvk_attr pad = {.name = "pads", .type = LVK_ATTR_INTS, .ints = (int64_t *)pads, .n = 4};
     assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xs) >= 0);
     assert_true(lvk_graph_add_const(m, "w1", LVK_DTYPE_F32, &s1, a1) >= 0);
     assert_true(lvk_graph_add_const(m, "w2", LVK_DTYPE_F32, &s2, a2) >= 0);
     assert_int_equal(lvk_graph_add_node(m, "Conv", "expand", (const char *const[]){"x", "w1"}, 2,
-                                        (const char *const[]){"c"}, 1, NULL, 0), LVK_OK);
+                                        (const char *const[]){"c"}, 1, &pad, 1), LVK_OK);
     assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"c"}, 1,
                                         (const char *const[]){"r"}, 1, NULL, 0), LVK_OK);
     assert_int_equal(lvk_graph_add_node(m, "Conv", "project", (const char *const[]){"r", "w2"}, 2,
@@ -240,53 +245,77 @@ static struct lvk_model *residual_conv(void)
     return m;
 }
 
-/* dx for two seeds on z against the closed form (got: room for dx). */
-static void check_residual_conv(struct lvk_model *m, float *got)
+/* dx for two seeds on z against the closed form; then a seed on x alone,
+ * which the block must pass through untouched (its convolution then adds
+ * to the seeded gradient instead of storing). */
+static void check_residual_conv(struct lvk_model *m, int k)
 {
+    float g[RC * RP], got[RC * RP];
     for (float scale = 1.0f; scale > -1.0f; scale -= 1.5f) {
-        float g[RC * RP];
         for (int i = 0; i < RC * RP; i++)
             g[i] = scale * (float)((i * 3) % 7 - 3);
-        assert_int_equal(lvk_model_backward(m, "z", g, RC * RP, got, RC * RP), LVK_OK);
-        for (int p = 0; p < RP; p++)
-            for (int j = 0; j < RC; j++) {
-                double want = g[j * RP + p];
-                for (int mm = 0; mm < RM; mm++) {
-                    double c = 0, back = 0;
-                    for (int k = 0; k < RC; k++)
-                        c += (double)w1(mm, k) * rx(k * RP + p);
-                    assert_true(fabs(c) > 1e-3); /* no kink in the data */
-                    for (int i = 0; i < RC; i++)
-                        back += (double)w2(i, mm) * g[i * RP + p];
-                    want += c > 0 ? (double)w1(mm, j) * back : 0.0;
-                }
-                if (fabs(got[j * RP + p] - want) > 1e-5 * fmax(1.0, fabs(want)))
-                    fail_msg("seed x %g: dx[%d, %d] = %g, want %g", scale, j, p, got[j * RP + p],
-                             want);
+        double want[RC * RP];
+        for (int i = 0; i < RC * RP; i++)
+            want[i] = g[i];
+        for (int mm = 0; mm < RM; mm++)
+            for (int p = 0; p < RP; p++) {
+                const int py = p / RW, px = p % RW;
+                double c = 0, back = 0;
+                for (int j = 0; j < RC; j++)
+                    for (int t = 0; t < k * k; t++) {
+                        const int yy = py + t / k - k / 2, xx = px + t % k - k / 2;
+                        if (yy >= 0 && yy < RH && xx >= 0 && xx < RW)
+                            c += (double)w1(mm, j, t) * rx(j * RP + yy * RW + xx);
+                    }
+                assert_true(fabs(c) > 1e-3); /* no kink in the data */
+                for (int i = 0; i < RC; i++)
+                    back += (double)w2(i, mm) * g[i * RP + p];
+                for (int j = 0; c > 0 && j < RC; j++)
+                    for (int t = 0; t < k * k; t++) {
+                        const int yy = py + t / k - k / 2, xx = px + t % k - k / 2;
+                        if (yy >= 0 && yy < RH && xx >= 0 && xx < RW)
+                            want[j * RP + yy * RW + xx] += (double)w1(mm, j, t) * back;
+                    }
             }
+        assert_int_equal(lvk_model_backward(m, "z", g, RC * RP, got, RC * RP), LVK_OK);
+        for (int i = 0; i < RC * RP; i++)
+            if (fabs(got[i] - want[i]) > 1e-5 * fmax(1.0, fabs(want[i])))
+                fail_msg("%dx%d, seed x %g: dx[%d] = %g, want %g", k, k, scale, i, got[i], want[i]);
     }
+    assert_int_equal(lvk_model_backward(m, "x", g, RC * RP, got, RC * RP), LVK_OK);
+    for (int i = 0; i < RC * RP; i++)
+        if (got[i] != g[i])
+            fail_msg("%dx%d, seed on x: dx[%d] = %g, want %g", k, k, i, got[i], g[i]);
 }
 
 static void test_residual_conv(void **state)
 {
-    if (!lvk_test_ctx())
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
         skip();
-    struct lvk_model *m = residual_conv();
-    assert_int_equal(m->nodes[3].grad_shared, 1u);
-    assert_int_equal(m->nodes[3].grad_folded, 2u);
-    assert_int_equal(m->nodes[0].bwd_sum, 3);
-    assert_false(lvk_graph_node_runs(m, &m->nodes[3], true));
-    float got[RC * RP];
-    check_residual_conv(m, got);
-    lvk_model_destroy(m);
+    const char *kernels[] = {"texel", "winograd"};
+    for (int kk = 0; kk < 2; kk++)
+        for (int k = 1; k <= 3; k += 2) {
+            setenv("LVK_CONV_KERNEL", kernels[kk], 1);
+            struct lvk_model *m = residual_conv(k);
+            unsetenv("LVK_CONV_KERNEL");
+            if (ctx->is_lavapipe && ctx->texel_conv) {
+                assert_int_equal(m->nodes[3].grad_shared, 1u);
+                assert_int_equal(m->nodes[3].grad_folded, 2u);
+                assert_int_equal(m->nodes[0].bwd_sum, 3);
+                assert_false(lvk_graph_node_runs(m, &m->nodes[3], true));
+            }
+            check_residual_conv(m, k);
+            lvk_model_destroy(m);
+        }
 
     /* Without fusions the Add copies dz and the convolution adds to it. */
     setenv("LVK_NO_FUSE", "1", 1);
-    m = residual_conv();
+    struct lvk_model *m = residual_conv(3);
     unsetenv("LVK_NO_FUSE");
     assert_int_equal(m->nodes[3].grad_folded, 0u);
     assert_true(lvk_graph_node_runs(m, &m->nodes[3], true));
-    check_residual_conv(m, got);
+    check_residual_conv(m, 3);
     lvk_model_destroy(m);
     lvk_test_assert_no_validation();
 }
