@@ -39,7 +39,9 @@
 // element of dx as it stores it, and "out" is the gradient of the
 // activation's input instead. Forward with FLAGS & 256: "out" is the sum of
 // an Add fused into this convolution (lvk_node.sum), its other operand
-// added to each element before the clamp and the store.
+// added to each element before the clamp and the store; backward with it,
+// the gradient of a residual Add's output is added to dx as it is stored
+// (lvk_node.bwd_sum).
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
@@ -77,7 +79,7 @@ layout(constant_id = 19) const uint FLAGS = 0; // 1 bias, 2 backward, 4 XV = 4, 
                                                // 16 activation, 32 weights shared by shuffles,
                                                // 64 activation's gradient mask (backward),
                                                // 128 backward stores (else adds to "out"),
-                                               // 256 forward adds the tensor at binding 3,
+                                               // 256 adds the tensor at binding 3,
                                                // 512 CO is a multiple of BC
 layout(constant_id = 20) const uint CU = 1;  // in channels per loop iteration (divides CI)
 // Forward with a Relu/ReLU6 fused in (lvk_node.act): y = clamp(conv, ACT_LO, ACT_HI);
@@ -121,7 +123,8 @@ layout(set = 0, binding = 2) uniform textureBuffer wt;          // w: [G, CO/BC,
                                                                 // then with bias b: [G, CO/BC, NBT]
 // Laid out like "out" (an rgba32f view where stores are 4 columns, else
 // r32f): with MASK the activation's output, with RESID the Add's other
-// operand. With MASK, the run-time ReLU gradient mode.
+// operand (forward) or its output's gradient (backward). With MASK, the
+// run-time ReLU gradient mode.
 layout(set = 0, binding = 3) uniform textureBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 

@@ -33,7 +33,8 @@ layout(std430, set = 0, binding = 0) buffer Y4 { vec4 y4[]; };  // the same, 4 c
 layout(set = 0, binding = 1) uniform textureBuffer m;           // M: [36, K, NC], rgba32f
 layout(set = 0, binding = 2) uniform textureBuffer bias;        // [K], r32f
 // Laid out like out (rgba32f where YV4, else r32f): the activation's output
-// (MASK) or the Add's other operand (RESID).
+// (MASK), or with RESID the Add's other operand (forward) or its output's
+// gradient (backward).
 layout(set = 0, binding = 3) uniform textureBuffer aux;
 layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
 
