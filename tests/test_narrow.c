@@ -2,8 +2,9 @@
  *
  * Named outputs: only the nodes they need are prepared, so a layer past
  * them whose shapes do not fit (a Conv whose weights want 8 channels of a
- * 4-channel input) neither fails the load nor costs its planning; loading
- * the whole graph still reports it.
+ * 4-channel input) neither fails the load nor costs its planning, and
+ * reading its output says it is not computed; loading the whole graph
+ * still reports it.
  *
  * lvk_graph_narrow_channels: a Conv whose output, through channelwise
  * activations, feeds only a requested value computes only the channels
@@ -65,6 +66,9 @@ static void test_unneeded_not_prepared(void **state)
     assert_int_equal(lvk_model_read(m, "y", y, 36), LVK_OK);
     for (int i = 0; i < 36; i++)
         assert_true(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+    float z[32];
+    assert_int_equal(lvk_model_read(m, "z", z, 32), LVK_ERR_INVALID_ARG);
+    assert_non_null(strstr(lvk_last_error(), "'z' is not computed"));
     lvk_model_destroy(m);
 
     m = build_unfit();

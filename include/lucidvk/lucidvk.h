@@ -108,7 +108,9 @@ struct lvk_tensor_info {
     int is_const;
 };
 
-/* Number of named tensors, and each one's description, in graph order. */
+/* Number of named tensors, and each one's description, in graph order. A
+ * model loaded with named outputs gives shapes (ndim > 0) only for the
+ * tensors those outputs need. */
 int lvk_model_tensor_count(const lvk_model_t *m);
 lvk_status lvk_model_tensor_at(const lvk_model_t *m, int i, struct lvk_tensor_info *info);
 lvk_status lvk_model_tensor_find(const lvk_model_t *m, const char *name,
