@@ -321,7 +321,9 @@ void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
  * between hold those channels alone (lvk_value.channel_base = lo). A
  * render whose objective reads a few channels of a convolution's output
  * then computes only those (MobileNet V2's 576-channel `expand` layers,
- * forward and backward). Returns whether it did; else nothing changed. */
+ * forward and backward). lvk_graph_finalize must then be given the same
+ * outputs, so that the nodes past v, which expect every channel, are not
+ * prepared. Returns whether it did; else nothing changed. */
 bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
                                const int *requested, int nrequested);
 

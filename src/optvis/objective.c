@@ -782,10 +782,10 @@ static lvk_status check_channel(const struct lvk_objective *o, const struct lvk_
     const struct lvk_value *val = &m->values[op->value];
     bool cls = t->kind == LVK_TERM_CLASS;
     char sh[128];
-    return term_fail(o, t, LVK_ERR_INVALID_ARG, "%s %d out of range: tensor '%s' %s has %u %s (0-%u)",
+    return term_fail(o, t, LVK_ERR_INVALID_ARG, "%s %d out of range: tensor '%s' %s has %u %s (%u-%u)",
                      cls ? "class" : "channel", c, val->name,
                      lvk_shape_str(&val->shape, sh, sizeof sh), op->c, cls ? "classes" : "channels",
-                     op->c - 1);
+                     op->base, op->base + op->c - 1);
 }
 
 /* The neuron's position: explicit (x, y), or the centre as Lucid picks it
