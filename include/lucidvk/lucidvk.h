@@ -73,7 +73,8 @@ struct lvk_model_opts {
     int batch;          /* 0: as the model declares (1 if symbolic) */
     int height, width;  /* 0: as declared; else the spatial size of the image input */
     /* Tensors the caller will read or differentiate. NULL: the graph outputs.
-     * Only nodes needed to reach these run. */
+     * Only nodes needed to reach these run; named here, only those are
+     * loaded at all (a layer past them need not even fit its input). */
     const char *const *outputs;
     int noutputs;
     /* Allocate gradient buffers so lvk_model_backward() can run. */

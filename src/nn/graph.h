@@ -327,7 +327,8 @@ void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
 bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
                                const int *requested, int nrequested);
 
-/* Prepares, folds, plans and allocates; see struct lvk_model_opts. */
+/* Prepares and folds (with named outputs, only the nodes they need), plans
+ * and allocates; see struct lvk_model_opts. */
 lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *opts);
 
 /* ---- running --------------------------------------------------------------------- */
