@@ -938,51 +938,50 @@ static bool channelwise(const struct lvk_model *m, const struct lvk_node *n)
     return true;
 }
 
-bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
-                               const int *requested, int nrequested)
+/* Walks back from value v through channelwise nodes to the Conv computing
+ * it: fills chain[] (v first, the Conv's output last) and returns the
+ * Conv's index, or -1. With `nneed`, every value after v must be read by
+ * the next node alone among the needed ones, and none requested. */
+static int conv_chain(const struct lvk_model *m, int v, const bool *nneed, const bool *req,
+                      int *chain, int *nchain)
 {
-    LVK_ASSERT(!m->planned);
-    if (lo < 0 || lo >= hi)
-        return false;
-    /* The nodes the requested values need, as planning will find them. */
-    bool *vneed = calloc((size_t)m->nvalues, sizeof *vneed);
-    bool *nneed = calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *nneed);
-    bool *req = calloc((size_t)m->nvalues, sizeof *req);
-    bool ok = vneed && nneed && req;
-    for (int r = 0; ok && r < nrequested; r++)
-        vneed[requested[r]] = req[requested[r]] = true;
-    if (ok)
-        mark_upstream(m, vneed, nneed);
-    /* Back from v through channelwise nodes to a Conv; every value on the
-     * way read by the next node alone and not requested. */
-    int chain[16], nchain = 0, conv = -1;
-    ok = ok && count_readers(m, v, nneed) == 0;
-    for (int cur = v; ok && conv < 0;) {
-        chain[nchain++] = cur;
-        int p = m->values[cur].producer;
-        ok = p >= 0 && nchain < (int)LVK_ARRAY_LEN(chain);
-        if (!ok)
-            break;
+    *nchain = 0;
+    for (int cur = v; *nchain < 16;) {
+        chain[(*nchain)++] = cur;
+        const int p = m->values[cur].producer;
+        if (p < 0)
+            return -1;
         const struct lvk_node *n = &m->nodes[p];
-        if (strcmp(n->op_type, "Conv") == 0) {
-            conv = p;
-        } else if (channelwise(m, n)) {
-            cur = n->inputs[0];
-            ok = !req[cur] && count_readers(m, cur, nneed) == 1;
-        } else {
-            ok = false;
-        }
+        if (strcmp(n->op_type, "Conv") == 0)
+            return n->outputs[0] == cur ? p : -1;
+        if (!channelwise(m, n))
+            return -1;
+        cur = n->inputs[0];
+        if (nneed && (req[cur] || count_readers(m, cur, nneed) != 1))
+            return -1;
     }
-    free(vneed);
-    free(nneed);
-    free(req);
-    if (!ok)
-        return false;
-    /* One group, constant float weights and bias that only this Conv reads,
-     * and the channels among its outputs. */
+    return -1;
+}
+
+/* Out channels of the Conv that computes value v through channelwise
+ * nodes (its weights' first dimension), or -1. */
+static int64_t conv_channels(const struct lvk_model *m, int v)
+{
+    int chain[16], nchain;
+    const int c = conv_chain(m, v, NULL, NULL, chain, &nchain);
+    const int wi = c >= 0 && m->nodes[c].ninputs > 1 ? m->nodes[c].inputs[1] : -1;
+    return wi >= 0 && m->values[wi].is_const && m->values[wi].shape.ndim >= 3
+               ? m->values[wi].shape.d[0]
+               : -1;
+}
+
+/* Cuts Conv `conv` to its out channels [lo, hi): one group, constant float
+ * weights and bias that only it reads. */
+static bool cut_conv(struct lvk_model *m, int conv, int64_t lo, int64_t hi)
+{
     const struct lvk_node *n = &m->nodes[conv];
     const int wi = n->ninputs > 1 ? n->inputs[1] : -1, bi = n->ninputs > 2 ? n->inputs[2] : -1;
-    if (lvk_attr_int(n, "group", 1) != 1 || wi < 0 || n->outputs[0] != chain[nchain - 1])
+    if (lvk_attr_int(n, "group", 1) != 1 || wi < 0)
         return false;
     struct lvk_value *w = &m->values[wi], *b = bi >= 0 ? &m->values[bi] : NULL;
     if (!w->is_const || !w->host || w->dtype != LVK_DTYPE_F32 || w->shape.ndim < 3 ||
@@ -1000,8 +999,64 @@ bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t h
         memmove(bh, bh + lo, (size_t)(hi - lo) * sizeof *bh);
         b->shape.d[0] = hi - lo;
     }
+    return true;
+}
+
+bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
+                               const int *requested, int nrequested)
+{
+    LVK_ASSERT(!m->planned);
+    if (lo < 0 || lo >= hi)
+        return false;
+    /* The nodes the requested values need, as planning will find them. */
+    bool *vneed = calloc((size_t)m->nvalues, sizeof *vneed);
+    bool *nneed = calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *nneed);
+    bool *req = calloc((size_t)m->nvalues, sizeof *req);
+    bool ok = vneed && nneed && req;
+    for (int r = 0; ok && r < nrequested; r++)
+        vneed[requested[r]] = req[requested[r]] = true;
+    if (ok)
+        mark_upstream(m, vneed, nneed);
+    int chain[16], nchain = 0, conv = -1, cat = -1;
+    int64_t off = 0;   /* with a Concat: where the branch's channels start in v */
+    if (ok && count_readers(m, v, nneed) == 0) {
+        conv = conv_chain(m, v, nneed, req, chain, &nchain);
+        /* v = Concat of branches along the channels: the one branch that
+         * holds [lo, hi), each branch before it ending in a Conv (whose
+         * weights give its channels). */
+        const int p = m->values[v].producer;
+        if (conv < 0 && p >= 0 && strcmp(m->nodes[p].op_type, "Concat") == 0 &&
+            lvk_attr_int(&m->nodes[p], "axis", 0) == 1) {
+            const struct lvk_node *n = &m->nodes[p];
+            for (int k = 0; k < n->ninputs && cat < 0; k++) {
+                const int u = n->inputs[k];
+                const int64_t c = u >= 0 ? conv_channels(m, u) : -1;
+                if (c < 0)
+                    break;
+                if (lo >= off && hi <= off + c) {
+                    cat = p;
+                    if (!req[u] && count_readers(m, u, nneed) == 1)
+                        conv = conv_chain(m, u, nneed, req, chain, &nchain);
+                } else {
+                    off += c;
+                }
+            }
+        }
+    }
+    free(vneed);
+    free(nneed);
+    free(req);
+    if (conv < 0 || !cut_conv(m, conv, lo - off, hi - off))
+        return false;
     for (int k = 0; k < nchain; k++)
-        m->values[chain[k]].channel_base = lo;
+        m->values[chain[k]].channel_base = lo - off;
+    if (cat >= 0) {
+        /* Channel lo of the file's v is now channel off; the Concat needs
+         * no other branch. */
+        m->values[v].channel_base = lo - off;
+        m->values[v].read_lo = off;
+        m->values[v].read_hi = off + hi - lo;
+    }
     return true;
 }
 

@@ -318,10 +318,15 @@ void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
  * output through channelwise activations alone (Relu, Clip, ...), none of
  * whose values anything else reads, gives the Conv only its out channels
  * [lo, hi): its weights and bias are cut to them, and v and the values
- * between hold those channels alone (lvk_value.channel_base = lo). A
- * render whose objective reads a few channels of a convolution's output
- * then computes only those (MobileNet V2's 576-channel `expand` layers,
- * forward and backward). lvk_graph_finalize must then be given the same
+ * between hold those channels alone (lvk_value.channel_base = lo). Where v
+ * is a Concat along the channels of such branches instead, the branch that
+ * holds [lo, hi) is cut (each branch before it must end in a Conv, whose
+ * weights give its channels): v keeps the branches before it, so channel
+ * lo is then channel lo - channel_base of v, and v's read range names the
+ * cut channels, which leaves the other branches idle. A render whose
+ * objective reads a few channels of a convolution's output then computes
+ * only those (MobileNet V2's 576-channel `expand` layers, GoogLeNet's
+ * inception blocks), forward and backward. lvk_graph_finalize must then be given the same
  * outputs, so that the nodes past v, which expect every channel, are not
  * prepared. Returns whether it did; else nothing changed. */
 bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi,
