@@ -90,9 +90,10 @@ struct lvk_value {
      * a caller narrowed a requested value (lvk_graph_need_channels) and no
      * node that runs reads it whole (planning widens it back). */
     int64_t read_lo, read_hi;
-    /* Channel 0 of this value along axis 1 is channel `channel_base` of the
-     * tensor the model file defines: 0 unless lvk_graph_narrow_channels
-     * dropped the channels before it. */
+    /* Channel c of the tensor the model file defines is channel
+     * c - channel_base of this value along axis 1, for the channels that are
+     * read: 0 unless lvk_graph_narrow_channels cut channels (for a cut
+     * Concat output, only its read range holds them). */
     int64_t channel_base;
     struct lvk_buf *buf;    /* device data, NULL if not on the device */
     struct lvk_buf *grad;   /* d(objective)/d(value), NULL if none */
