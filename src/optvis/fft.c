@@ -21,13 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <glslang/Include/glslang_c_interface.h>
 
 /* volk.h (through lvk_vk.h) before vkFFT.h: the library builds with
  * VK_NO_PROTOTYPES, and VkFFT calls the global vk* pointers that
  * volkLoadDevice filled when the context was created. */
+#include "io/lvk_io.h"
 #include "optvis/fft.h"
 
 #include <vkFFT.h>
@@ -196,49 +196,46 @@ static bool spirv_chain(const uint32_t *words, size_t nwords)
  * fails a check. */
 static void *spirv_load(const char *path, const char key[256], size_t *size)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    uint8_t *file;
+    size_t len;
+    if (lvk_read_file(path, &file, &len) != LVK_OK)
         return NULL;
     struct spirv_header hd;
     void *data = NULL;
-    bool ok = fread(&hd, sizeof hd, 1, fp) == 1 && memcmp(hd.magic, SPIRV_MAGIC, 8) == 0 &&
-              memcmp(hd.key, key, 256) == 0 && hd.size > 0 && hd.size % 4 == 0 &&
-              hd.size <= (64u << 20) && (data = malloc(hd.size)) != NULL &&
-              fread(data, 1, hd.size, fp) == hd.size && fgetc(fp) == EOF &&
-              fnv1a(data, hd.size, FNV_BASIS) == hd.sum && spirv_chain(data, hd.size / 4);
-    fclose(fp);
-    if (!ok) {
-        free(data);
-        return NULL;
+    if (len > sizeof hd) {
+        memcpy(&hd, file, sizeof hd);
+        if (memcmp(hd.magic, SPIRV_MAGIC, 8) == 0 && memcmp(hd.key, key, 256) == 0 &&
+            hd.size == len - sizeof hd && hd.size % 4 == 0 &&
+            fnv1a(file + sizeof hd, hd.size, FNV_BASIS) == hd.sum &&
+            (data = malloc(hd.size)) != NULL) {
+            memcpy(data, file + sizeof hd, hd.size);
+            if (!spirv_chain(data, hd.size / 4)) {
+                free(data);
+                data = NULL;
+            }
+        }
     }
-    *size = hd.size;
+    free(file);
+    if (data)
+        *size = hd.size;
     return data;
 }
 
-/* Written to a temporary file of its own, renamed over `path`, so that a
- * reader never sees half a file; failures only cost the next run the
- * compile. */
+/* Written as a whole (io/atomic.c), so that a reader never sees half a
+ * file; failures only cost the next run the compile. */
 static void spirv_save(const char *path, const char key[256], const void *data, size_t size)
 {
     char tmp[600];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+    FILE *fp;
+    if (lvk_atomic_open(path, tmp, sizeof tmp, &fp) != LVK_OK)
         return;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return;
-    FILE *fp = fdopen(fd, "wb");
-    if (!fp) {
-        close(fd);
-        remove(tmp);
-        return;
-    }
     struct spirv_header hd = {.size = size, .sum = fnv1a(data, size, FNV_BASIS)};
     memcpy(hd.magic, SPIRV_MAGIC, 8);
     memcpy(hd.key, key, 256);
-    bool ok = fwrite(&hd, sizeof hd, 1, fp) == 1 && fwrite(data, 1, size, fp) == size;
-    ok = fclose(fp) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0)
-        remove(tmp);
+    if (fwrite(&hd, sizeof hd, 1, fp) == 1 && fwrite(data, 1, size, fp) == size)
+        lvk_atomic_commit(fp, tmp, path);
+    else
+        lvk_atomic_abort(fp, tmp);
 }
 
 /* The first plan: from the cached binaries where they load, else compiled
