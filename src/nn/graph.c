@@ -910,15 +910,22 @@ void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
     m->values[v].read_hi = hi;
 }
 
-/* Nodes that read value v among those marked in `needed` (all if NULL). */
-static int count_readers(const struct lvk_model *m, int v, const bool *needed)
+int lvk_graph_readers(const struct lvk_model *m, int v, const bool *among)
 {
     int count = 0;
     for (int i = 0; i < m->nnodes; i++)
         for (int k = 0; k < m->nodes[i].ninputs; k++)
-            if (m->nodes[i].inputs[k] == v && (!needed || needed[i]))
+            if (m->nodes[i].inputs[k] == v && (!among || among[i]))
                 count++;
     return count;
+}
+
+bool lvk_graph_value_read(const struct lvk_model *m, int v)
+{
+    for (int i = 0; i < m->ngraph_outputs; i++)
+        if (m->graph_outputs[i] == v)
+            return true;
+    return lvk_graph_readers(m, v, NULL) > 0;
 }
 
 /* Elementwise ops that treat every channel alike; Clip's bounds must be
@@ -957,7 +964,7 @@ static int conv_chain(const struct lvk_model *m, int v, const bool *nneed, const
         if (!channelwise(m, n))
             return -1;
         cur = n->inputs[0];
-        if (nneed && (req[cur] || count_readers(m, cur, nneed) != 1))
+        if (nneed && (req[cur] || lvk_graph_readers(m, cur, nneed) != 1))
             return -1;
     }
     return -1;
@@ -985,10 +992,10 @@ static bool cut_conv(struct lvk_model *m, int conv, int64_t lo, int64_t hi)
         return false;
     struct lvk_value *w = &m->values[wi], *b = bi >= 0 ? &m->values[bi] : NULL;
     if (!w->is_const || !w->host || w->dtype != LVK_DTYPE_F32 || w->shape.ndim < 3 ||
-        hi > w->shape.d[0] || count_readers(m, wi, NULL) != 1)
+        hi > w->shape.d[0] || lvk_graph_readers(m, wi, NULL) != 1)
         return false;
     if (b && (!b->is_const || !b->host || b->dtype != LVK_DTYPE_F32 || b->shape.ndim != 1 ||
-              b->shape.d[0] != w->shape.d[0] || count_readers(m, bi, NULL) != 1))
+              b->shape.d[0] != w->shape.d[0] || lvk_graph_readers(m, bi, NULL) != 1))
         return false;
     const size_t row = (size_t)(lvk_shape_count(&w->shape) / w->shape.d[0]);
     float *wh = w->host;
@@ -1019,7 +1026,7 @@ bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t h
         mark_upstream(m, vneed, nneed);
     int chain[16], nchain = 0, conv = -1, cat = -1;
     int64_t off = 0;   /* with a Concat: where the branch's channels start in v */
-    if (ok && count_readers(m, v, nneed) == 0) {
+    if (ok && lvk_graph_readers(m, v, nneed) == 0) {
         conv = conv_chain(m, v, nneed, req, chain, &nchain);
         /* v = Concat of branches along the channels: the one branch that
          * holds [lo, hi), each branch before it ending in a Conv (whose
@@ -1035,7 +1042,7 @@ bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t h
                     break;
                 if (lo >= off && hi <= off + c) {
                     cat = p;
-                    if (!req[u] && count_readers(m, u, nneed) == 1)
+                    if (!req[u] && lvk_graph_readers(m, u, nneed) == 1)
                         conv = conv_chain(m, u, nneed, req, chain, &nchain);
                 } else {
                     off += c;

@@ -31,19 +31,6 @@ struct pool {
     int slot;                   /* extra buffer: arg-max (max) or divisors (avg) */
 };
 
-/* Is value v read by some node or requested as a graph output? */
-static bool value_consumed(const struct lvk_model *m, int v)
-{
-    for (int i = 0; i < m->nnodes; i++)
-        for (int j = 0; j < m->nodes[i].ninputs; j++)
-            if (m->nodes[i].inputs[j] == v)
-                return true;
-    for (int i = 0; i < m->ngraph_outputs; i++)
-        if (m->graph_outputs[i] == v)
-            return true;
-    return false;
-}
-
 /* Output size and padding along one dim, by auto_pad, with ceil_mode's
  * extra window dropped when it would start in the far padding (PyTorch,
  * onnxruntime). Returns the output size, or 0 if the window does not fit. */
@@ -187,7 +174,7 @@ static lvk_status pool_prepare(struct lvk_model *m, struct lvk_node *n, enum poo
     if (kind == POOL_MAX || kind == POOL_GLOBAL_MAX) {
         /* The optional Indices output would need int64 device tensors. */
         if (n->noutputs > 1 && n->outputs[1] >= 0) {
-            if (value_consumed(m, n->outputs[1]))
+            if (lvk_graph_value_read(m, n->outputs[1]))
                 return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
                                      "MaxPool's Indices output is not supported");
             struct lvk_value *ind = lvk_out(m, n, 1);

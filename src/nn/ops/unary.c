@@ -234,18 +234,6 @@ static lvk_status identity_fold(struct lvk_model *m, struct lvk_node *n)
     return LVK_OK;
 }
 
-static bool value_is_read(const struct lvk_model *m, int v)
-{
-    for (int i = 0; i < m->ngraph_outputs; ++i)
-        if (m->graph_outputs[i] == v)
-            return true;
-    for (int j = 0; j < m->nnodes; ++j)
-        for (int i = 0; i < m->nodes[j].ninputs; ++i)
-            if (m->nodes[j].inputs[i] == v)
-                return true;
-    return false;
-}
-
 static lvk_status dropout_prepare(struct lvk_model *m, struct lvk_node *n)
 {
     /* training_mode (opset 12+) switches on random masking; only a constant
@@ -264,7 +252,7 @@ static lvk_status dropout_prepare(struct lvk_model *m, struct lvk_node *n)
      * no dtype for. Exporters declare it and leave it unread: give it a shape
      * so the graph stays well-formed, and refuse only a model that reads it. */
     if (n->noutputs > 1 && n->outputs[1] >= 0) {
-        if (value_is_read(m, n->outputs[1]))
+        if (lvk_graph_value_read(m, n->outputs[1]))
             return lvk_node_fail(m, n, LVK_ERR_UNSUPPORTED,
                                  "the mask output of Dropout is not supported");
         struct lvk_value *mask = lvk_out(m, n, 1);
