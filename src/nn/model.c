@@ -57,14 +57,19 @@ lvk_status lvk_model_tensor_find(const lvk_model_t *m, const char *name, struct 
     return LVK_OK;
 }
 
+static lvk_status not_computed(const struct lvk_model *m, const char *name)
+{
+    return lvk_fail(LVK_ERR_INVALID_ARG,
+                    "%s: tensor '%s' is not computed (request it as an output when loading)",
+                    m->path, name);
+}
+
 /* Also refuses a tensor past a load's named outputs: nothing computed it,
  * and it has no shape (only the nodes the outputs need are prepared). */
 static lvk_status check_count(const struct lvk_model *m, const struct lvk_value *val, size_t count)
 {
     if (val->producer >= 0 && !val->needed && !val->is_const)
-        return lvk_fail(LVK_ERR_INVALID_ARG,
-                        "%s: tensor '%s' is not computed (request it as an output when loading)",
-                        m->path, val->name);
+        return not_computed(m, val->name);
     size_t want = (size_t)lvk_shape_count(&val->shape);
     if (count != want) {
         char s[128];
@@ -122,9 +127,7 @@ lvk_status lvk_model_read(lvk_model_t *m, const char *name, float *data, size_t 
         memcpy(data, val->host, count * sizeof *data);
         return LVK_OK;
     }
-    return lvk_fail(LVK_ERR_INVALID_ARG,
-                    "%s: tensor '%s' is not computed (request it as an output when loading)",
-                    m->path, name);
+    return not_computed(m, name);
 }
 
 lvk_status lvk_model_backward(lvk_model_t *m, const char *tensor, const float *seed,
