@@ -12,8 +12,9 @@ const bool ACT = (FLAGS & 16) != 0, MASK = (FLAGS & 64) != 0, RESID = (FLAGS & 2
 const bool ADD = (FLAGS & (2 | 128)) == 2;
 
 // v: the sum (bias included); a: the element of aux (with RESID the Add's
-// operand or its output's gradient, with MASK the activation's output); old: out's element (read only
-// with ADD); mode: the run-time ReLU gradient mode (MASK).
+// operand or its output's gradient, with MASK the activation's output);
+// old: out's element (read only with ADD); mode: the run-time ReLU gradient
+// mode (MASK).
 float lvk_conv_store_value(float v, float a, float old, uint mode)
 {
     if (RESID)
