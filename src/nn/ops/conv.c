@@ -135,13 +135,16 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
     pass->kind = CONV_CLASSIC;
     pass->shader = bwd ? LVK_SHADER_CONV2D_BWD_DATA : LVK_SHADER_CONV2D_FWD;
     pass->wslot = -1;
+    /* A strided backward takes its pixels phase by phase, each phase a run
+     * of workgroups (conv2d_bwd_data.comp): a phase's pixels number
+     * ceil((H + PT) / SH) x ceil((W + PL) / SW). */
+    const bool phased = bwd && (g->sh > 1 || g->sw > 1) && g->dh == 1 && g->dw == 1;
+    const uint32_t nphase = phased ? (uint32_t)(g->sh * g->sw) : 1;
+    if (phased)
+        npix = LVK_CEIL_DIV(g->h + (uint32_t)g->pt, (uint32_t)g->sh) *
+               LVK_CEIL_DIV(g->w + (uint32_t)g->pl, (uint32_t)g->sw);
     uint32_t bc = LVK_MIN(chans, 8u);
     uint32_t bp = LVK_MIN(LVK_MIN(32u / bc, 8u), npix);
-    /* A strided backward visits only the taps that reach its pixel, which
-     * differ from pixel to pixel: one pixel per invocation. */
-    const bool phased = bwd && (g->sh > 1 || g->sw > 1) && g->dh == 1 && g->dw == 1;
-    if (phased)
-        bp = 1;
     /* A GPU hides memory latency with many invocations in flight, and the
      * small maps of late layers give few at this block size (GoogLeNet's
      * 8x8 maps in a 128 px render: a few thousand, where an H100 holds
@@ -149,7 +152,7 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
      * loads), until the grid has conv_fill() invocations. */
     const uint64_t blocks = (uint64_t)g->g * p->n, want = conv_fill(ctx);
     while ((bp > 1 || bc > 1) &&
-           blocks * LVK_CEIL_DIV(chans, bc) * LVK_CEIL_DIV(npix, bp) < want) {
+           blocks * nphase * LVK_CEIL_DIV(chans, bc) * LVK_CEIL_DIV(npix, bp) < want) {
         if (bp > 1)
             bp /= 2;
         else
@@ -179,7 +182,7 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
     /* The activation and residual constants and STORE are set at recording. */
     pass->nspec = bwd ? CL_BWD_NSPEC : CL_FWD_NSPEC;
     memcpy(pass->spec, spec, pass->nspec * sizeof spec[0]);
-    pass->groups[0] = LVK_CEIL_DIV(npix, bp * lanes);
+    pass->groups[0] = nphase * LVK_CEIL_DIV(npix, bp * lanes);
     pass->groups[1] = g->g * LVK_CEIL_DIV(chans, bc);
     pass->groups[2] = p->n;
     return conv_grid(m, n, bwd, pass);
