@@ -18,10 +18,20 @@ layout(constant_id = 18) const bool STORE = false;
 // a workgroup visits the same taps (uniform weight reads, no divergence), a
 // quarter of a stride-2 kernel's taps.
 layout(constant_id = 19) const bool PHASED = false;
+// The backward of the activation x came from (lvk_node.bwd_fused): dx is
+// the activation input's gradient, masked by x's position in (ACT_LO,
+// ACT_HI) under the run-time ReLU gradient mode.
+layout(constant_id = 20) const bool MASK = false;
+layout(constant_id = 21) const float ACT_LO = 0.0;
+layout(constant_id = 22) const float ACT_HI = 0.0;
 
 layout(std430, set = 0, binding = 0) buffer DX { float dx[]; };          // dx: [N, C, H, W]
 layout(std430, set = 0, binding = 1) readonly buffer DY { float dy[]; }; // dy: [N, M, OH, OW]
 layout(std430, set = 0, binding = 2) readonly buffer Wt { float w[]; };  // w: [M, CG, KH, KW]
+layout(std430, set = 0, binding = 3) readonly buffer X { float x[]; };   // with MASK: x, as dx
+layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ctrl;
+
+#include "common/relu_mode.glsl"
 
 // A phase's pixels: th = ih + PT = qh * SH + a for qh < HQ (alike w); those
 // with ih outside [0, H) are computed and not stored. Unphased: the image.
@@ -105,6 +115,7 @@ void main()
         }
     }
 
+    const uint mode = MASK ? ctrl.relu_mode : LVK_RELU_GRAD_NORMAL;
     for (uint i = 0; i < BC; ++i) {
         if (c0 + i >= CG)
             break;
@@ -112,6 +123,8 @@ void main()
         for (uint j = 0; j < BP; ++j) {
             if (px[j] < npix) {
                 float v = acc[i * BP + j];
+                if (MASK)
+                    v = lvk_relu_grad(mode, x[xo + px[j]], v, ACT_LO, ACT_HI);
                 if (!STORE)
                     v += dx[xo + px[j]];
                 dx[xo + px[j]] = v;

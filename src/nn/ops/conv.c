@@ -100,7 +100,7 @@ static lvk_status conv_grid(const struct lvk_model *m, const struct lvk_node *n,
 
 /* Constants of conv2d_fwd.comp after the geometry and HAS_BIAS. */
 enum { CL_HAS_ACT = 19, CL_ACT_LO, CL_ACT_HI, CL_HAS_RESID, CL_FWD_NSPEC };
-enum { CL_BWD_STORE = 18, CL_BWD_PHASED, CL_BWD_NSPEC };
+enum { CL_BWD_STORE = 18, CL_BWD_PHASED, CL_BWD_MASK, CL_BWD_ACT_LO, CL_BWD_ACT_HI, CL_BWD_NSPEC };
 
 /* Invocations a classic grid should have: a quarter of what the device
  * holds in flight, where its driver tells (lvk_device_info), else 65536.
@@ -176,10 +176,12 @@ static lvk_status classic_plan(const struct lvk_model *m, const struct lvk_node 
         (uint32_t)g->pt, (uint32_t)g->pl, bc, bp,
         bwd ? 0 : p->bias,  /* forward: HAS_BIAS; backward: STORE */
         phased,             /* forward: HAS_ACT; backward: PHASED */
-        0, 0, 0,            /* forward only: ACT_LO, ACT_HI, HAS_RESID */
+        0, 0, 0,            /* forward: ACT_LO, ACT_HI, HAS_RESID; backward: MASK, ACT_LO,
+                               ACT_HI */
     };
     _Static_assert(LVK_ARRAY_LEN(spec) == CL_FWD_NSPEC, "conv2d_fwd.comp's constants");
-    /* The activation and residual constants and STORE are set at recording. */
+    _Static_assert((int)CL_BWD_NSPEC == (int)CL_FWD_NSPEC, "conv2d_bwd_data.comp's constants");
+    /* The activation, mask and residual constants and STORE are set at recording. */
     pass->nspec = bwd ? CL_BWD_NSPEC : CL_FWD_NSPEC;
     memcpy(pass->spec, spec, pass->nspec * sizeof spec[0]);
     pass->groups[0] = nphase * LVK_CEIL_DIV(npix, bp * lanes);
@@ -872,11 +874,14 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
     struct lvk_buf *mask = NULL;
     float lo, hi;
     if (lvk_graph_grad_mask(m, n->inputs[0], &lo, &hi)) {
-        LVK_ASSERT(pass.kind != CONV_CLASSIC);
         mask = x->buf;
-        pass.spec[TX_FLAGS] |= TX_MASK;
-        pass.spec[TX_ACT_LO] = lvk_spec_f32(lo);
-        pass.spec[TX_ACT_HI] = lvk_spec_f32(hi);
+        const bool classic = pass.kind == CONV_CLASSIC;
+        if (classic)
+            pass.spec[CL_BWD_MASK] = 1;
+        else
+            pass.spec[TX_FLAGS] |= TX_MASK;
+        pass.spec[classic ? CL_BWD_ACT_LO : TX_ACT_LO] = lvk_spec_f32(lo);
+        pass.spec[classic ? CL_BWD_ACT_HI : TX_ACT_HI] = lvk_spec_f32(hi);
     }
     if (!dx || !y->grad)
         return LVK_OK;
@@ -894,8 +899,12 @@ static lvk_status conv_bwd(struct lvk_model *m, struct lvk_node *n, struct lvk_c
         else
             pass.spec[CL_BWD_STORE] = 1;
     }
-    struct lvk_bind binds[5] = {LVK_B(dx), LVK_B(y->grad), LVK_B(w->buf)};
-    return conv_record(m, n, &pass, binds, 3, aux, cmd, "conv2d_bwd_data");
+    /* The classic kernel reads the mask's x and the ReLU gradient mode
+     * where it masks; else x is bound but unread. */
+    struct lvk_bind binds[5] = {LVK_B(dx), LVK_B(y->grad), LVK_B(w->buf), LVK_B(x->buf),
+                                LVK_B(m->ctrl)};
+    return conv_record(m, n, &pass, binds, pass.kind == CONV_CLASSIC ? 5 : 3, aux, cmd,
+                       "conv2d_bwd_data");
 }
 
 /* The texel kernels read weights and bias from the node's re-laid-out
@@ -908,12 +917,12 @@ static bool conv_reads_input(const struct lvk_node *n, int k)
     return p->fwd.kind == CONV_CLASSIC || (k == 1 && p->bwd.kind == CONV_CLASSIC);
 }
 
-/* The texel kernel's backward can apply an activation's gradient mask to
- * the gradient of x, reading x through a texel view. */
+/* Every kernel's backward can apply an activation's gradient mask to the
+ * gradient of x; the texel kernel reads x through a texel view. */
 static bool conv_fuses_clamp_bwd(const struct lvk_node *n, int k)
 {
     const struct conv_priv *p = n->priv;
-    return k == 0 && p && p->bwd.kind != CONV_CLASSIC && p->x_texels;
+    return k == 0 && p && (p->bwd.kind == CONV_CLASSIC || p->x_texels);
 }
 
 /* Both kernels can add a fused Add's other operand as they store; the
