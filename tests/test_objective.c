@@ -483,6 +483,7 @@ struct tensor_case {
     float sign;
     double lo, hi;
     const double *dir;
+    int runs;         /* lvk_objective_run count expected; 0: not checked */
 };
 
 static const char *const k_small_tensors[2] = {"blk/act:0", "head/tanh"};
@@ -498,6 +499,8 @@ static void run_tensor_case(const struct tensor_case *c)
     struct lvk_model *m = small_model(c->B, c->C, c->H, c->W);
     struct lvk_objective *o = parse_ok(c->text);
     struct lvk_objective_gpu *g = bind_ok(o, m, c->B, 3, 4, 4);
+    if (c->runs)
+        assert_int_equal(g->nruns, c->runs);
 
     float *in = random_floats(n, &seed, c->lo, c->hi);
     assert_int_equal(lvk_model_set_input(m, "in", in, (size_t)n), LVK_OK);
@@ -565,6 +568,14 @@ static void test_channel_neuron_group(void **state)
         .text = "2*channel('blk/act:0', 2)@1 - neuron(blk/act:0, 1) + neuron(blk/act:0, 4, 5, 0)@2"
                 " + 0.5*group(blk/act:0, [0, 2-3]) + batch(0, group(blk/act:0, 4, 4))",
         .B = 3, .C = 5, .H = 5, .W = 6, .sign = 1, .lo = -1, .hi = 1});
+    /* Runs (lvk_objective_run): the first three terms on images 0-2 share
+     * one dispatch pair, each with its own channel and weight; the fourth
+     * comes back to image 1 and starts a second run, which the group on
+     * image 3 joins (a range of channels). */
+    run_tensor_case(&(struct tensor_case){
+        .text = "channel(blk/act:0, 0)@0 + 2*channel(blk/act:0, 3)@1 - 0.5*channel(blk/act:0, 1)@2"
+                " + channel(blk/act:0, 4)@1 + 0.25*group(blk/act:0, [1-3])@3",
+        .B = 4, .C = 5, .H = 5, .W = 6, .sign = 1, .lo = -1, .hi = 1, .runs = 2});
     /* Minimising (sign -1), on a non-alias tensor (Tanh output). */
     run_tensor_case(&(struct tensor_case){
         .text = "neuron(head/tanh, 0, 1, 3) - channel(head/tanh, 3)/3", .B = 2, .C = 4, .H = 4,

@@ -190,10 +190,22 @@ struct lvk_objective_op {
     float *coef;            /* [c] weight per channel (host, for the upload) */
     uint32_t c0, nc;        /* the non-zero coefficients lie in [c0, c0 + nc) */
     /* Device buffers (in the objective's arena), NULL where unused: */
-    struct lvk_buf *coef_buf;  /* [c] */
     struct lvk_buf *gram;      /* diversity: [B, c, c] Gram matrices */
     struct lvk_buf *mix;       /* diversity: [2, B, B] Gram dot products, then mixing weights */
     struct lvk_buf *dgram;     /* diversity: [B, c, c] d(value)/d(Gram) */
+};
+
+/* Consecutive terms with coefficients (all but diversity and the image
+ * terms) on one tensor, read alike (positions, power), on images no two of
+ * them share: one objective_reduce and one objective_seed dispatch for all
+ * (a batch whose image i renders channel i: one run, not B). Each of their
+ * images is an entry of the table. */
+struct lvk_objective_run {
+    int op0, nops;          /* ops[op0, op0 + nops) */
+    uint32_t nentries;      /* the terms' images, counted over the terms */
+    uint32_t max_nc;        /* the widest coefficient range [c0, c0 + nc) */
+    struct lvk_buf *coef;   /* [nops, c]: each term's coefficients */
+    struct lvk_buf *table;  /* [nentries, 5]: image, c0, nc, term (coef row), weight */
 };
 
 struct lvk_objective_gpu {
@@ -202,6 +214,8 @@ struct lvk_objective_gpu {
     int batch, channels, height, width;
     struct lvk_objective_op *ops;
     int nops;
+    struct lvk_objective_run *runs;
+    int nruns;
     struct lvk_buf *bufs;   /* bufs[0] is values[B] */
     int nbufs;
     struct lvk_arena arena;
@@ -249,8 +263,8 @@ lvk_status lvk_objective_record_image(struct lvk_cmd *cmd, struct lvk_objective_
 /* Downloads values[B] (as of the last completed submit) into values. */
 lvk_status lvk_objective_read_values(struct lvk_objective_gpu *g, float *values);
 
-/* Internal to objective.c: creates g's arena for its ops (sizes from
- * g->ops) and uploads their coefficients. */
+/* Internal to objective.c: groups g->ops into runs, creates g's arena for
+ * them and uploads their coefficients and tables. */
 lvk_status lvk_objective_gpu_alloc(struct lvk_objective_gpu *g);
 
 #endif
