@@ -39,6 +39,9 @@ static void rig_create(struct rig *r, uint32_t n, const struct lvk_adam_opts *o)
     const VkDeviceSize sizes[2] = {n * 4, n * 4};
     assert_int_equal(lvk_arena_create(ctx, sizes, 2, r->b, &r->arena), LVK_OK);
     assert_int_equal(lvk_adam_create(ctx, n, o, &r->adam), LVK_OK);
+    /* The step values live in mapped memory on every device (written
+     * before every step without a staged copy, lvk_arena_create_mapped). */
+    assert_non_null(r->adam->bufs[2].map);
     assert_int_equal(lvk_cmd_create(ctx, false, &r->cmd), LVK_OK);
     assert_int_equal(lvk_cmd_begin(r->cmd), LVK_OK);
     assert_int_equal(lvk_adam_record(r->cmd, r->adam, &r->b[0], &r->b[1]), LVK_OK);

@@ -450,6 +450,7 @@ static void test_transform_state(void **state)
     struct lvk_transform *t, *u;
     assert_int_equal(lvk_transform_create(ctx, &cfg, &d, 42, &t), LVK_OK);
     assert_int_equal(lvk_transform_create(ctx, &cfg, &d, 42, &u), LVK_OK);
+    assert_non_null(t->params.map);   /* each step's draws: no staged copy */
     const size_t ni = in_count(&d), no = out_count(&d);
     float *x = malloc(ni * sizeof *x), *g = malloc(no * sizeof *g), *y = malloc(no * sizeof *y);
     float *xg = malloc(ni * sizeof *xg), *prev = malloc(no * sizeof *prev);

@@ -32,9 +32,10 @@ lvk_status lvk_adam_create(struct lvk_ctx *ctx, uint32_t count, const struct lvk
     else
         lvk_adam_opts_default(&a->opts);
     a->lr = a->opts.lr;
-    const VkDeviceSize sizes[3] = {(VkDeviceSize)count * 4, (VkDeviceSize)count * 4, 16};
+    const VkDeviceSize sizes[2] = {(VkDeviceSize)count * 4, (VkDeviceSize)count * 4}, step = 16;
     lvk_status st;
-    LVK_TRY(st, lvk_arena_create(ctx, sizes, 3, a->bufs, &a->arena));
+    LVK_TRY(st, lvk_arena_create(ctx, sizes, 2, a->bufs, &a->arena));
+    LVK_TRY(st, lvk_arena_create_mapped(ctx, &step, 1, &a->bufs[BUF_STEP], &a->step_arena));
     LVK_TRY(st, lvk_adam_reset(a));
     LVK_TRY(st, lvk_adam_set_step(a, 1));
     *out = a;
@@ -48,7 +49,8 @@ void lvk_adam_destroy(struct lvk_adam *a)
 {
     if (!a)
         return;
-    lvk_arena_destroy(a->ctx, a->bufs, 3, &a->arena);
+    lvk_arena_destroy(a->ctx, a->bufs, 2, &a->arena);
+    lvk_arena_destroy(a->ctx, &a->bufs[BUF_STEP], 1, &a->step_arena);
     free(a);
 }
 

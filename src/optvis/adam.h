@@ -31,7 +31,8 @@ struct lvk_adam {
     struct lvk_adam_opts opts;
     float lr;                /* learning rate of the next lvk_adam_set_step(); starts at opts.lr */
     struct lvk_buf bufs[3];  /* m (count), v (count), step (lr, bc1, bc2, 0) */
-    struct lvk_arena arena;
+    struct lvk_arena arena;  /* m and v */
+    struct lvk_arena step_arena; /* step, mapped: written before every step */
 };
 
 /* Allocates m and v for `count` parameters, both zero. opts NULL: defaults. */

@@ -250,7 +250,7 @@ lvk_status lvk_transform_create(struct lvk_ctx *ctx, const struct lvk_transform_
         goto fail;
     }
     const VkDeviceSize size = (VkDeviceSize)dims->B * LVK_AFFINE_FLOATS * sizeof(float);
-    LVK_TRY(st, lvk_arena_create(ctx, &size, 1, &t->params, &t->arena));
+    LVK_TRY(st, lvk_arena_create_mapped(ctx, &size, 1, &t->params, &t->arena));
     LVK_TRY(st, lvk_transform_next(t));
     *out = t;
     return LVK_OK;

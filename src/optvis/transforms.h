@@ -135,7 +135,7 @@ struct lvk_transform {
     struct lvk_affine_dims dims;
     struct lvk_rng rng;
     float *host;          /* [B][LVK_AFFINE_FLOATS]: the maps last uploaded */
-    struct lvk_buf params; /* (B,8) on the device */
+    struct lvk_buf params; /* (B,8) on the device, mapped (lvk_arena_create_mapped) */
     struct lvk_arena arena;
 };
 

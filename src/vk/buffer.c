@@ -24,8 +24,8 @@ static const VkBufferUsageFlags k_usage =
 
 static VkDeviceSize align_up(VkDeviceSize x, VkDeviceSize a) { return (x + a - 1) / a * a; }
 
-lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
-                            struct lvk_buf *bufs, struct lvk_arena *arena)
+static lvk_status arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
+                               struct lvk_buf *bufs, struct lvk_arena *arena, bool mapped)
 {
     memset(arena, 0, sizeof *arena);
     memset(bufs, 0, (size_t)n * sizeof *bufs);
@@ -65,10 +65,16 @@ lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int 
         type_bits &= req[i].memoryTypeBits;
     }
 
+    const VkMemoryPropertyFlags host =
+        VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
     VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
-    if (ctx->unified_memory)
-        want |= VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    if (ctx->unified_memory || mapped)
+        want |= host;
     int type = find_type(ctx, type_bits, want);
+    /* Mapped memory that is not device-local: host memory the device reads
+     * over the bus (no GPU maps its whole memory to the host). */
+    if (type < 0 && mapped)
+        type = find_type(ctx, type_bits, host);
     if (type < 0)
         type = find_type(ctx, type_bits, 0);
     if (type < 0) {
@@ -167,6 +173,18 @@ fail:
     free(which);
     lvk_arena_destroy(ctx, bufs, n, arena);
     return st;
+}
+
+lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
+                            struct lvk_buf *bufs, struct lvk_arena *arena)
+{
+    return arena_create(ctx, sizes, n, bufs, arena, false);
+}
+
+lvk_status lvk_arena_create_mapped(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
+                                   struct lvk_buf *bufs, struct lvk_arena *arena)
+{
+    return arena_create(ctx, sizes, n, bufs, arena, true);
 }
 
 lvk_status lvk_arena_span(struct lvk_ctx *ctx, const struct lvk_buf *first,

@@ -107,6 +107,12 @@ struct lvk_arena {
  * and let the last one run into the padding. */
 lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
                             struct lvk_buf *bufs, struct lvk_arena *arena);
+/* The same in memory the host maps (bufs[i].map set), device-local where
+ * the device offers such: for the few bytes written before every step
+ * (transform draws, Adam's step), which lvk_buf_upload then copies in
+ * place instead of submitting a staged copy and waiting for it. */
+lvk_status lvk_arena_create_mapped(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
+                                   struct lvk_buf *bufs, struct lvk_arena *arena);
 /* One more buffer over the memory of first..last, buffers of one
  * lvk_arena_create that follow each other in its list, so that one command
  * covers them all (zeroing many gradients with one fill instead of one
