@@ -116,7 +116,8 @@ static lvk_status upload_run(const struct lvk_objective_gpu *g, const struct lvk
     if (st == LVK_OK)
         st = lvk_buf_upload(g->ctx, r->coef, 0, coef, (VkDeviceSize)r->nops * c * 4);
     if (st == LVK_OK)
-        st = lvk_buf_upload(g->ctx, r->table, 0, table, (VkDeviceSize)r->nentries * ENTRY_WORDS * 4);
+        st = lvk_buf_upload(g->ctx, r->table, 0, table,
+                            (VkDeviceSize)r->nentries * ENTRY_WORDS * 4);
     free(coef);
     free(table);
     return st;
