@@ -667,14 +667,16 @@ static void test_conv_residual_late(void **state)
  * Conv2(x)), whose second Conv's backward (the first to run) stores dx
  * and the first adds to it. Against the reference convolution: for a seed
  * g, dx_i = relu'(x_i) <g, conv(r + e_i) - conv(r)> with r = Relu(x), or
- * the sum over both convolutions. Both 3x3 with pads 1, 5 -> 7 channels. */
-static void adjoint_check(const char *kernel, bool masked)
+ * the sum over both convolutions. Both 3x3 with pads 1 and the given
+ * stride, 5 -> 7 channels (stride 2: the classic kernel's phases). */
+static void adjoint_check(const char *kernel, bool masked, int stride)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
     setenv("LVK_CONV_KERNEL", kernel, 1);
     const int64_t n = 2, c = 5, mo = 7, h = 6, w = 8;
+    const int64_t oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
     const struct lvk_shape xsh = {4, {n, c, h, w}}, wsh = {4, {mo, c, 3, 3}};
-    const struct lvk_shape ysh = {4, {n, mo, h, w}};
+    const struct lvk_shape ysh = {4, {n, mo, oh, ow}};
     const int nconv = masked ? 1 : 2;
     const size_t nx = (size_t)lvk_shape_count(&xsh), nw = (size_t)lvk_shape_count(&wsh);
     const size_t ny = (size_t)lvk_shape_count(&ysh), nz = nconv * ny;
@@ -697,17 +699,17 @@ static void adjoint_check(const char *kernel, bool masked)
     assert_true(lvk_graph_add_input(m, "x", LVK_DTYPE_F32, &xsh) >= 0);
     assert_true(lvk_graph_add_const(m, "w", LVK_DTYPE_F32, &wsh, wt) >= 0);
     assert_true(lvk_graph_add_const(m, "w2", LVK_DTYPE_F32, &wsh, wt + nw) >= 0);
-    const struct lvk_attr pads[] = {A_INTS("pads", 1, 1, 1, 1)};
+    const struct lvk_attr pads[] = {A_INTS("pads", 1, 1, 1, 1), A_INTS("strides", stride, stride)};
     if (masked)
         assert_int_equal(lvk_graph_add_node(m, "Relu", "relu", (const char *const[]){"x"}, 1,
                                             (const char *const[]){"r"}, 1, NULL, 0), LVK_OK);
     const char *in = masked ? "r" : "x";
     assert_int_equal(lvk_graph_add_node(m, "Conv", "conv", (const char *const[]){in, "w"}, 2,
-                                        (const char *const[]){"y"}, 1, pads, 1), LVK_OK);
+                                        (const char *const[]){"y"}, 1, pads, 2), LVK_OK);
     if (!masked) {
         const struct lvk_attr axis = A_INT("axis", 1);
         assert_int_equal(lvk_graph_add_node(m, "Conv", "conv2", (const char *const[]){"x", "w2"},
-                                            2, (const char *const[]){"y2"}, 1, pads, 1), LVK_OK);
+                                            2, (const char *const[]){"y2"}, 1, pads, 2), LVK_OK);
         assert_int_equal(lvk_graph_add_node(m, "Concat", "cat", (const char *const[]){"y", "y2"},
                                             2, (const char *const[]){"z"}, 1, &axis, 1), LVK_OK);
     }
@@ -726,11 +728,11 @@ static void adjoint_check(const char *kernel, bool masked)
     lvk_model_destroy(m);
     lvk_test_assert_no_validation();
 
-    const struct conv_ref r = {.group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
-                               .pt = 1, .pl = 1, .oh = h, .ow = w};
+    const struct conv_ref r = {.group = 1, .sh = stride, .sw = stride, .dh = 1, .dw = 1,
+                               .pt = 1, .pl = 1, .oh = (int)oh, .ow = (int)ow};
     struct lvk_op_case oc = {.ninputs = 2, .in_shape = {xsh, wsh}, .user = (void *)&r};
     for (int k = 0; k < nconv; k++) {
-        /* z is [n, 2 * mo, h, w]: image b's part of y (k = 0) or y2 (k = 1). */
+        /* z is [n, 2 * mo, oh, ow]: image b's part of y (k = 0) or y2 (k = 1). */
         const double *wk = wd + k * nw;
         conv_ref_fwd(&oc, (const double *const[]){rd, wk}, (double *const[]){ref}, &ysh);
         for (size_t i = 0; i < nx; i++) {
@@ -739,8 +741,8 @@ static void adjoint_check(const char *kernel, bool masked)
             rd[i] -= 1.0;
             double dot = 0;
             for (size_t j = 0; j < ny; j++) {
-                const size_t b = j / (size_t)(mo * h * w), e = j % (size_t)(mo * h * w);
-                dot += g[(b * nconv + k) * (size_t)(mo * h * w) + e] * (bumped[j] - ref[j]);
+                const size_t b = j / (size_t)(mo * oh * ow), e = j % (size_t)(mo * oh * ow);
+                dot += g[(b * nconv + k) * (size_t)(mo * oh * ow) + e] * (bumped[j] - ref[j]);
             }
             /* What is left of dx once every convolution's part is off. */
             dx[i] -= (float)(masked && x[i] <= 0 ? 0.0 : dot);
@@ -748,7 +750,8 @@ static void adjoint_check(const char *kernel, bool masked)
     }
     for (size_t i = 0; i < nx; i++)
         if (fabs(dx[i]) > CONV_ATOL)
-            fail_msg("%s, %s: dx[%zu] off by %g", kernel, masked ? "masked" : "added", i, dx[i]);
+            fail_msg("%s, %s, stride %d: dx[%zu] off by %g", kernel, masked ? "masked" : "added",
+                     stride, i, dx[i]);
     free(x); free(wt); free(g); free(dx); free(rd); free(wd); free(ref); free(bumped);
 }
 
@@ -756,10 +759,12 @@ static void test_conv_masked_backward(void **state)
 {
     if (!lvk_test_ctx())
         skip();
-    adjoint_check("classic", true);
+    adjoint_check("classic", true, 1);
+    adjoint_check("classic", true, 2);
     if (lvk_test_ctx()->is_lavapipe && lvk_test_ctx()->texel_conv) {
-        adjoint_check("texel", true);
-        adjoint_check("winograd", true);
+        adjoint_check("texel", true, 1);
+        adjoint_check("texel", true, 2);
+        adjoint_check("winograd", true, 1);
     }
 }
 
@@ -767,9 +772,9 @@ static void test_conv_added_backward(void **state)
 {
     if (!lvk_test_ctx())
         skip();
-    adjoint_check("classic", false);
-    adjoint_check("texel", false);
-    adjoint_check("winograd", false);
+    adjoint_check("classic", false, 1);
+    adjoint_check("texel", false, 1);
+    adjoint_check("winograd", false, 1);
 }
 
 /* ---- when renders' Winograd applies -------------------------------------------------- */
