@@ -5,7 +5,8 @@
 // oh * SH = ih + PT - kh * DH (exactly divisible, inside [0, OH)), and m in
 // c's group. Each dx element belongs to one invocation, so += needs no
 // atomics. Each invocation computes BC input channels (from the workgroup id:
-// lane-uniform weight reads) x BP input pixels (gl_WorkGroupSize.x apart).
+// lane-uniform weight reads) x BP input pixels (gl_WorkGroupSize.x apart in
+// the pixels' numbering: the image's, or with PHASED its phase's).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 #include "common/conv2d.glsl"

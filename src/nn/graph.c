@@ -484,7 +484,7 @@ static int sole_clamp(const struct lvk_model *m, const bool *requested,
  * (0, hi) exactly when x is). Requested tensors are never fused away.
  *
  * Likewise each such activation whose output y one node alone reads, and
- * whose backward can apply the mask (a Conv on lavapipe, a Concat), hands its
+ * whose backward can apply the mask (a Conv, a Concat, a MaxPool), hands its
  * backward to that node: it masks the gradient of y as it stores it and
  * writes the gradient of the activation's input, saving a pass that reads
  * and writes a whole gradient; y then has no gradient buffer. The reader

@@ -71,8 +71,9 @@ static lvk_status arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, i
     if (ctx->unified_memory || mapped)
         want |= host;
     int type = find_type(ctx, type_bits, want);
-    /* Mapped memory that is not device-local: host memory the device reads
-     * over the bus (no GPU maps its whole memory to the host). */
+    /* Mapped memory that is not device-local where the device offers no
+     * device-local memory the host can map: host memory it reads over the
+     * bus. */
     if (type < 0 && mapped)
         type = find_type(ctx, type_bits, host);
     if (type < 0)
