@@ -17,9 +17,14 @@
 
 static const char *const k_validation_layer = "VK_LAYER_KHRONOS_validation";
 
+/* A GPU whose driver the loader finds but cannot load reads the same: on
+ * an NVIDIA machine without the GLVND libraries, the loader skips
+ * libGLX_nvidia with a reason only VK_LOADER_DEBUG shows. */
 static const char k_no_device_help[] =
     "no Vulkan device found. On a machine without a GPU install Mesa's CPU driver "
-    "(lavapipe): apt-get install mesa-vulkan-drivers";
+    "(lavapipe): apt-get install mesa-vulkan-drivers. Where a GPU driver is installed, "
+    "VK_LOADER_DEBUG=error shows why the Vulkan loader skipped it (NVIDIA's needs the "
+    "GLVND libraries: apt-get install libglvnd0)";
 
 const char *lvk_device_type_str(enum lvk_device_type t)
 {
