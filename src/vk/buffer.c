@@ -307,6 +307,8 @@ static lvk_status staged_copy(struct lvk_ctx *ctx, const struct lvk_buf *b, VkDe
     VkBufferCopy region = {
         .srcOffset = upload ? 0 : offset, .dstOffset = upload ? offset : 0, .size = size};
     vkCmdCopyBuffer(cb, upload ? ctx->staging : b->buf, upload ? b->buf : ctx->staging, 1, &region);
+    if (!upload)
+        lvk_host_barrier(cb);
     vkEndCommandBuffer(cb);
     VkSubmitInfo si = {
         .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};

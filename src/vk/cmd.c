@@ -130,10 +130,22 @@ lvk_status lvk_cmd_begin(struct lvk_cmd *cmd)
     return LVK_OK;
 }
 
+void lvk_host_barrier(VkCommandBuffer cb)
+{
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
 lvk_status lvk_cmd_end(struct lvk_cmd *cmd)
 {
     LVK_ASSERT(cmd->recording);
     lvk_cmd_flush(cmd);
+    lvk_host_barrier(cmd->cb);
     cmd->recording = false;
     LVK_VK_CHECK(vkEndCommandBuffer(cmd->cb));
     return LVK_OK;

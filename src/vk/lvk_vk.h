@@ -124,6 +124,11 @@ lvk_status lvk_arena_span(struct lvk_ctx *ctx, const struct lvk_buf *first,
 void lvk_arena_destroy(struct lvk_ctx *ctx, struct lvk_buf *bufs, int n,
                        struct lvk_arena *arena);
 
+/* Records a barrier that makes the compute and transfer writes before it
+ * visible to the host, which reads mapped memory once a submit's fence has
+ * signalled (the fence alone does not). lvk_cmd_end records one. */
+void lvk_host_barrier(VkCommandBuffer cb);
+
 /* Host <-> device copies; each waits for completion. */
 lvk_status lvk_buf_upload(struct lvk_ctx *ctx, const struct lvk_buf *b,
                           VkDeviceSize offset, const void *src, VkDeviceSize size);
