@@ -141,14 +141,12 @@ static void test_narrowed_render(void **state)
            (unsigned long long)whole.device_bytes, worst, cut.curve[o.steps - 1],
            whole.curve[o.steps - 1]);
     assert_true(worst < 1e-5);
-    /* Where device memory is not host-visible, only some steps' values are
-     * read (NaN elsewhere): the same steps in both. */
+    /* Every step's value is read, on every device (the objective's values
+     * live in mapped memory). */
     for (int s = 0; s < o.steps; s++) {
-        assert_int_equal(isnan(cut.curve[s]) != 0, isnan(whole.curve[s]) != 0);
-        if (!isnan(whole.curve[s]))
-            assert_true(fabs(cut.curve[s] - whole.curve[s]) <= 1e-5 * fmax(1.0, fabs(whole.curve[s])));
+        assert_false(isnan(cut.curve[s]) || isnan(whole.curve[s]));
+        assert_true(fabs(cut.curve[s] - whole.curve[s]) <= 1e-5 * fmax(1.0, fabs(whole.curve[s])));
     }
-    assert_true(!isnan(whole.curve[o.steps - 1]));
     assert_true(cut.device_bytes < whole.device_bytes);
     lvk_render_result_free(&cut);
     lvk_render_result_free(&whole);

@@ -216,10 +216,14 @@ struct lvk_objective_gpu {
     int nops;
     struct lvk_objective_run *runs;
     int nruns;
-    struct lvk_buf *bufs;   /* bufs[0] is values[B] */
+    struct lvk_buf *bufs;   /* runs' and diversity's buffers */
     int nbufs;
     struct lvk_arena arena;
-    struct lvk_buf *values; /* [B] objective value per image */
+    /* [B] objective value per image, mapped (lvk_arena_create_mapped): a
+     * render reads it after every step at the cost of a memcpy. */
+    struct lvk_buf *values;
+    struct lvk_buf values_buf;
+    struct lvk_arena values_arena;
 };
 
 /* Resolves the objective against model `m` (finalized with gradients and

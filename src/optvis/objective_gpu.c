@@ -126,18 +126,18 @@ static lvk_status upload_run(const struct lvk_objective_gpu *g, const struct lvk
 lvk_status lvk_objective_gpu_alloc(struct lvk_objective_gpu *g)
 {
     LVK_CHECK(plan_runs(g));
-    /* values, then per run: coefficients and table; per diversity op: gram,
-     * mix and dgram. */
-    int cap = 1 + 2 * g->nruns + 3 * g->nops;
-    VkDeviceSize *sizes = lvk_calloc((size_t)cap, sizeof *sizes);
-    g->bufs = lvk_calloc((size_t)cap, sizeof *g->bufs);
+    const VkDeviceSize B = (VkDeviceSize)g->batch, values_size = B * 4;
+    LVK_CHECK(lvk_arena_create_mapped(g->ctx, &values_size, 1, &g->values_buf, &g->values_arena));
+    g->values = &g->values_buf;
+    /* Per run: coefficients and table; per diversity op: gram, mix and dgram. */
+    int cap = 2 * g->nruns + 3 * g->nops;
+    VkDeviceSize *sizes = lvk_calloc((size_t)LVK_MAX(cap, 1), sizeof *sizes);
+    g->bufs = lvk_calloc((size_t)LVK_MAX(cap, 1), sizeof *g->bufs);
     if (!sizes || !g->bufs) {
         free(sizes);
         return LVK_ERR_HOST_OOM;
     }
-    const VkDeviceSize B = (VkDeviceSize)g->batch;
     int n = 0;
-    sizes[n++] = B * 4;
     for (int i = 0; i < g->nruns; i++) {
         const struct lvk_objective_run *r = &g->runs[i];
         sizes[n++] = (VkDeviceSize)r->nops * g->ops[r->op0].c * 4;
@@ -158,8 +158,7 @@ lvk_status lvk_objective_gpu_alloc(struct lvk_objective_gpu *g)
     g->nbufs = n;
 
     /* Hand out the buffers in the order they were sized. */
-    g->values = &g->bufs[0];
-    n = 1;
+    n = 0;
     for (int i = 0; i < g->nruns; i++) {
         struct lvk_objective_run *r = &g->runs[i];
         r->coef = &g->bufs[n++];
@@ -183,6 +182,7 @@ void lvk_objective_gpu_destroy(struct lvk_objective_gpu *g)
         return;
     if (g->bufs)
         lvk_arena_destroy(g->ctx, g->bufs, g->nbufs, &g->arena);
+    lvk_arena_destroy(g->ctx, &g->values_buf, 1, &g->values_arena);
     for (int i = 0; i < g->nops; i++)
         free(g->ops[i].coef);
     free(g->ops);

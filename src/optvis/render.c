@@ -417,12 +417,13 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
             r.o.snapshot(r.o.user, step, out->images, r.B, r.C, r.H, r.W);
         }
         /* The value of the images before this step's update. Where reading
-         * it is a copy from device memory rather than from mapped memory,
-         * only every 16th step and what progress shows are read. */
+         * it were a copy from device memory rather than from mapped memory
+         * (lvk_objective_gpu.values), only every 16th step and what progress
+         * shows would be read. */
         bool report = r.o.progress && r.o.progress_every > 0 &&
                       (step % r.o.progress_every == 0 || step == r.o.steps);
         out->curve[step - 1] = NAN;
-        if (!(ctx->unified_memory || report || step == 1 || step == r.o.steps || step % 16 == 0))
+        if (!(r.og->values->map || report || step == 1 || step == r.o.steps || step % 16 == 0))
             continue;
         st = lvk_objective_read_values(r.og, values);
         if (st != LVK_OK)
