@@ -267,8 +267,9 @@ lvk_status lvk_objective_record_image(struct lvk_cmd *cmd, struct lvk_objective_
 /* Downloads values[B] (as of the last completed submit) into values. */
 lvk_status lvk_objective_read_values(struct lvk_objective_gpu *g, float *values);
 
-/* Internal to objective.c: groups g->ops into runs, creates g's arena for
- * them and uploads their coefficients and tables. */
+/* Internal to objective.c: creates g's mapped values, groups g->ops into
+ * runs, creates g's arena for them (and diversity's buffers) and uploads
+ * their coefficients and tables. */
 lvk_status lvk_objective_gpu_alloc(struct lvk_objective_gpu *g);
 
 #endif

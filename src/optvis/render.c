@@ -416,10 +416,10 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
                 break;
             r.o.snapshot(r.o.user, step, out->images, r.B, r.C, r.H, r.W);
         }
-        /* The value of the images before this step's update. Where reading
-         * it were a copy from device memory rather than from mapped memory
-         * (lvk_objective_gpu.values), only every 16th step and what progress
-         * shows would be read. */
+        /* The value of the images before this step's update, read from
+         * mapped memory (lvk_objective_gpu.values). Should a device ever
+         * give unmapped memory there, each read would be a staged copy:
+         * then only every 16th step and what progress shows are read. */
         bool report = r.o.progress && r.o.progress_every > 0 &&
                       (step % r.o.progress_every == 0 || step == r.o.steps);
         out->curve[step - 1] = NAN;
