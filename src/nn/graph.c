@@ -928,16 +928,12 @@ bool lvk_graph_value_read(const struct lvk_model *m, int v)
     return lvk_graph_readers(m, v, NULL) > 0;
 }
 
-/* Elementwise ops that treat every channel alike; Clip's bounds must be
- * constants. */
+/* A channelwise op (lvk_op_def.channelwise) whose other inputs (Clip's
+ * bounds) are constants. Runs before prepare(), which sets n->def. */
 static bool channelwise(const struct lvk_model *m, const struct lvk_node *n)
 {
-    static const char *const ops[] = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
-                                      "HardSigmoid", "HardSwish"};
-    bool known = false;
-    for (size_t i = 0; i < LVK_ARRAY_LEN(ops); i++)
-        known = known || strcmp(n->op_type, ops[i]) == 0;
-    if (!known || n->noutputs != 1 || n->ninputs < 1 || n->inputs[0] < 0)
+    const struct lvk_op_def *def = lvk_op_find(n->op_type);
+    if (!def || !def->channelwise || n->noutputs != 1 || n->ninputs < 1 || n->inputs[0] < 0)
         return false;
     for (int k = 1; k < n->ninputs; k++)
         if (n->inputs[k] >= 0 && !m->values[n->inputs[k]].is_const)

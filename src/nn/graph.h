@@ -182,6 +182,11 @@ struct lvk_op_def {
      * Unsqueeze, Identity, Dropout): it shares buffer and gradient, and
      * fwd/bwd may be NULL. */
     bool alias;
+    /* Output 0 is input 0 with one function applied to every element, the
+     * same for every channel (Relu, Clip, Sigmoid, ...; other inputs, such
+     * as Clip's bounds, are scalars): a Conv that feeds it may compute only
+     * the channels read (lvk_graph_narrow_channels). */
+    bool channelwise;
     lvk_status (*fwd)(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd *cmd);
     /* Accumulates into the grad of each input that has one (value->grad may
      * be NULL: constants, or inputs not on the gradient path). NULL: not

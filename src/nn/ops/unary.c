@@ -273,33 +273,33 @@ static bool unary_stores_grad(const struct lvk_node *n, int k)
 
 static const struct lvk_op_def relu_def = {
     .op_type = "Relu", .prepare = relu_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
-    .stores_grad = unary_stores_grad,
+    .stores_grad = unary_stores_grad, .channelwise = true,
     .clamp_bounds = unary_clamp_bounds,
 };
 static const struct lvk_op_def leaky_relu_def = {
     .op_type = "LeakyRelu", .prepare = leaky_relu_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
-    .stores_grad = unary_stores_grad,
+    .stores_grad = unary_stores_grad, .channelwise = true,
 };
 static const struct lvk_op_def clip_def = {
     .op_type = "Clip", .prepare = clip_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
-    .stores_grad = unary_stores_grad,
+    .stores_grad = unary_stores_grad, .channelwise = true,
     .clamp_bounds = unary_clamp_bounds,
 };
 static const struct lvk_op_def sigmoid_def = {
     .op_type = "Sigmoid", .prepare = sigmoid_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
-    .stores_grad = unary_stores_grad,
+    .stores_grad = unary_stores_grad, .channelwise = true,
 };
 static const struct lvk_op_def tanh_def = {
     .op_type = "Tanh", .prepare = tanh_prepare, .fwd = unary_fwd, .bwd = unary_bwd,
-    .stores_grad = unary_stores_grad,
+    .stores_grad = unary_stores_grad, .channelwise = true,
 };
 static const struct lvk_op_def hard_sigmoid_def = {
     .op_type = "HardSigmoid", .prepare = hard_sigmoid_prepare, .fwd = unary_fwd,
-    .bwd = unary_bwd, .stores_grad = unary_stores_grad,
+    .bwd = unary_bwd, .stores_grad = unary_stores_grad, .channelwise = true,
 };
 static const struct lvk_op_def hard_swish_def = {
     .op_type = "HardSwish", .prepare = hard_swish_prepare, .fwd = unary_fwd,
-    .bwd = unary_bwd, .stores_grad = unary_stores_grad,
+    .bwd = unary_bwd, .stores_grad = unary_stores_grad, .channelwise = true,
 };
 static const struct lvk_op_def identity_def = {
     .op_type = "Identity", .prepare = identity_prepare, .fold = identity_fold, .alias = true,
