@@ -76,6 +76,16 @@ lvk_status lvk_write_file_atomic(const char *path, const void *data, size_t len)
     return st;
 }
 
+uint64_t lvk_fnv1a64(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
 lvk_status lvk_read_file(const char *path, uint8_t **data, size_t *len)
 {
     *data = NULL;

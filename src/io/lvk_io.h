@@ -29,6 +29,11 @@ lvk_status lvk_write_file_atomic(const char *path, const void *data, size_t len)
 /* Reads a whole file into a malloc'd buffer (NUL-terminated, not counted in *len). */
 lvk_status lvk_read_file(const char *path, uint8_t **data, size_t *len);
 
+/* 64-bit FNV-1a of `len` bytes, continuing from h (LVK_FNV1A64_BASIS to
+ * start): the names and checksums of cached files, a model file's hash. */
+#define LVK_FNV1A64_BASIS 0xcbf29ce484222325ull
+uint64_t lvk_fnv1a64(uint64_t h, const void *data, size_t len);
+
 /* ---- images ----------------------------------------------------------------- */
 
 /* A planar float image: data[c*h*w + y*w + x], values in [0,1]. */

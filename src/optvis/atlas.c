@@ -58,16 +58,6 @@ void lvk_atlas_settings_default(struct lvk_atlas_settings *s)
     lvk_preproc_default(&s->pre);
 }
 
-uint64_t lvk_fnv1a64(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 uint64_t lvk_atlas_mix(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ULL;
@@ -75,8 +65,6 @@ uint64_t lvk_atlas_mix(uint64_t x)
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
 }
-
-#define FNV_BASIS 0xcbf29ce484222325ULL
 
 char *lvk_atlas_slug(const char *name)
 {
@@ -97,7 +85,7 @@ char *lvk_atlas_slug(const char *name)
     /* Replacing characters can make two names equal ("a/b" and "a_b"), so
      * a changed name carries a hash of the original. */
     if (changed)
-        snprintf(s + n, 18, "-%08x", (unsigned)(lvk_fnv1a64(FNV_BASIS, name, n) & 0xffffffffu));
+        snprintf(s + n, 18, "-%08x", (unsigned)(lvk_fnv1a64(LVK_FNV1A64_BASIS, name, n) & 0xffffffffu));
     return s;
 }
 
@@ -118,7 +106,7 @@ static void result_clear(struct lvk_atlas_result *r)
 static uint64_t unit_seed(const struct lvk_atlas *a, int layer, int channel, enum lvk_atlas_kind kind)
 {
     const char *name = a->layers[layer].name;
-    uint64_t h = lvk_fnv1a64(FNV_BASIS, name, strlen(name) + 1);
+    uint64_t h = lvk_fnv1a64(LVK_FNV1A64_BASIS, name, strlen(name) + 1);
     int32_t v[2] = {channel, (int32_t)kind};
     h = lvk_fnv1a64(h, v, sizeof v);
     return lvk_atlas_mix(h ^ lvk_atlas_mix(a->s.seed));
@@ -256,7 +244,7 @@ static lvk_status hash_file(const char *path, struct lvk_atlas *a)
     if (!f)
         return lvk_fail(LVK_ERR_IO, "%s: %s", path, strerror(errno));
     unsigned char buf[1 << 16];
-    uint64_t h = FNV_BASIS;
+    uint64_t h = LVK_FNV1A64_BASIS;
     int64_t total = 0;
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) {

@@ -230,8 +230,7 @@ lvk_status lvk_atlas_run_unit(lvk_ctx_t *ctx, struct lvk_atlas *a, int unit, con
 lvk_status lvk_atlas_list_pngs(const char *dir, char ***names, int *n);
 void lvk_atlas_free_names(char **names, int n);
 
-/* 64-bit FNV-1a, and a seed mixed from it (splitmix64). */
-uint64_t lvk_fnv1a64(uint64_t h, const void *data, size_t len);
+/* A seed mixed from a hash (splitmix64; the hashes are lvk_fnv1a64's). */
 uint64_t lvk_atlas_mix(uint64_t x);
 
 #endif

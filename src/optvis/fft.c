@@ -140,21 +140,12 @@ static lvk_status plan_create(struct lvk_fft *f, const void *spirv, struct fft_p
  * file is compiled anew and replaced. */
 #define SPIRV_MAGIC "lvkfft2"   /* 8 bytes with its NUL */
 #define SPIRV_CONFIG 1u
-#define FNV_BASIS 0xcbf29ce484222325ull
 
 struct spirv_header {
     char magic[8];
     char key[256];
     uint64_t size, sum;   /* of the binaries that follow */
 };
-
-static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* The key of f's binaries (zero-padded) and the file that holds them. */
 static bool spirv_key(const struct lvk_fft *f, char key[256], char *path, size_t n)
@@ -174,7 +165,7 @@ static bool spirv_key(const struct lvk_fft *f, char key[256], char *path, size_t
     if (len <= 0 || len >= 256)
         return false;
     len = snprintf(path, n, "%s/vkfft-%016llx.bin", ctx->cache_dir,
-                   (unsigned long long)fnv1a(key, 256, FNV_BASIS));
+                   (unsigned long long)lvk_fnv1a64(LVK_FNV1A64_BASIS, key, 256));
     return len > 0 && (size_t)len < n;
 }
 
@@ -206,7 +197,7 @@ static void *spirv_load(const char *path, const char key[256], size_t *size)
         memcpy(&hd, file, sizeof hd);
         if (memcmp(hd.magic, SPIRV_MAGIC, 8) == 0 && memcmp(hd.key, key, 256) == 0 &&
             hd.size == len - sizeof hd && hd.size % 4 == 0 &&
-            fnv1a(file + sizeof hd, hd.size, FNV_BASIS) == hd.sum &&
+            lvk_fnv1a64(LVK_FNV1A64_BASIS, file + sizeof hd, hd.size) == hd.sum &&
             (data = malloc(hd.size)) != NULL) {
             memcpy(data, file + sizeof hd, hd.size);
             if (!spirv_chain(data, hd.size / 4)) {
@@ -229,7 +220,7 @@ static void spirv_save(const char *path, const char key[256], const void *data, 
     FILE *fp;
     if (lvk_atomic_open(path, tmp, sizeof tmp, &fp) != LVK_OK)
         return;
-    struct spirv_header hd = {.size = size, .sum = fnv1a(data, size, FNV_BASIS)};
+    struct spirv_header hd = {.size = size, .sum = lvk_fnv1a64(LVK_FNV1A64_BASIS, data, size)};
     memcpy(hd.magic, SPIRV_MAGIC, 8);
     memcpy(hd.key, key, 256);
     if (fwrite(&hd, sizeof hd, 1, fp) == 1 && fwrite(data, 1, size, fp) == size)
