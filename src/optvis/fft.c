@@ -192,24 +192,19 @@ static void *spirv_load(const char *path, const char key[256], size_t *size)
     if (lvk_read_file(path, &file, &len) != LVK_OK)
         return NULL;
     struct spirv_header hd;
-    void *data = NULL;
     if (len > sizeof hd) {
         memcpy(&hd, file, sizeof hd);
+        /* The binaries move to the buffer's start, word-aligned there. */
         if (memcmp(hd.magic, SPIRV_MAGIC, 8) == 0 && memcmp(hd.key, key, 256) == 0 &&
             hd.size == len - sizeof hd && hd.size % 4 == 0 &&
             lvk_fnv1a64(LVK_FNV1A64_BASIS, file + sizeof hd, hd.size) == hd.sum &&
-            (data = malloc(hd.size)) != NULL) {
-            memcpy(data, file + sizeof hd, hd.size);
-            if (!spirv_chain(data, hd.size / 4)) {
-                free(data);
-                data = NULL;
-            }
+            spirv_chain(memmove(file, file + sizeof hd, hd.size), hd.size / 4)) {
+            *size = hd.size;
+            return file;
         }
     }
     free(file);
-    if (data)
-        *size = hd.size;
-    return data;
+    return NULL;
 }
 
 /* Written as a whole (io/atomic.c), so that a reader never sees half a
