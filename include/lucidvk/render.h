@@ -91,7 +91,7 @@ struct lvk_render_result {
     float *images;           /* [batch, channels, height, width] in [0,1], malloc'd */
     float *initial;          /* the same at step 0 */
     double *curve;           /* mean objective value before each step's update (steps
-                                entries; NAN where not read back) */
+                                entries) */
     double *value_start;     /* [batch]: objective per image on the initial images */
     double *value_end;       /* [batch]: after the last step */
     int steps;

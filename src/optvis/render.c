@@ -416,15 +416,8 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
                 break;
             r.o.snapshot(r.o.user, step, out->images, r.B, r.C, r.H, r.W);
         }
-        /* The value of the images before this step's update, read from
-         * mapped memory (lvk_objective_gpu.values). Should a device ever
-         * give unmapped memory there, each read would be a staged copy:
-         * then only every 16th step and what progress shows are read. */
-        bool report = r.o.progress && r.o.progress_every > 0 &&
-                      (step % r.o.progress_every == 0 || step == r.o.steps);
-        out->curve[step - 1] = NAN;
-        if (!(r.og->values->map || report || step == 1 || step == r.o.steps || step % 16 == 0))
-            continue;
+        /* The value of the images before this step's update: a copy out
+         * of mapped memory (lvk_objective_gpu.values). */
         st = lvk_objective_read_values(r.og, values);
         if (st != LVK_OK)
             break;
@@ -435,7 +428,8 @@ lvk_status lvk_render(lvk_ctx_t *ctx, const char *model_path, const struct lvk_r
         if (step == r.o.steps)
             for (int b = 0; b < r.B; b++)
                 out->value_end[b] = values[b];
-        if (report)
+        if (r.o.progress && r.o.progress_every > 0 &&
+            (step % r.o.progress_every == 0 || step == r.o.steps))
             r.o.progress(r.o.user, step, r.o.steps, out->curve[step - 1]);
     }
     if (st == LVK_OK && r.o.profile)

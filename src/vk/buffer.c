@@ -73,11 +73,9 @@ static lvk_status arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, i
     int type = find_type(ctx, type_bits, want);
     /* Mapped memory that is not device-local where the device offers no
      * device-local memory the host can map: host memory it reads over the
-     * bus. */
-    if (type < 0 && mapped)
-        type = find_type(ctx, type_bits, host);
+     * bus (every device has a host-visible, coherent type for buffers). */
     if (type < 0)
-        type = find_type(ctx, type_bits, 0);
+        type = find_type(ctx, type_bits, mapped ? host : 0);
     if (type < 0) {
         st = lvk_fail(LVK_ERR_VULKAN, "no memory type fits the model's buffers");
         goto fail;

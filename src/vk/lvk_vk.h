@@ -107,10 +107,11 @@ struct lvk_arena {
  * and let the last one run into the padding. */
 lvk_status lvk_arena_create(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
                             struct lvk_buf *bufs, struct lvk_arena *arena);
-/* The same in memory the host maps (bufs[i].map set), device-local where
- * the device offers such: for the few bytes written before every step
- * (transform draws, Adam's step), which lvk_buf_upload then copies in
- * place instead of submitting a staged copy and waiting for it. */
+/* The same in memory the host maps (bufs[i].map always set), device-local where
+ * the device offers such: for the few bytes written or read around every
+ * step (transform draws, Adam's step, the objective's values), which
+ * lvk_buf_upload and lvk_buf_download then copy in place instead of
+ * submitting a staged copy and waiting for it. */
 lvk_status lvk_arena_create_mapped(struct lvk_ctx *ctx, const VkDeviceSize *sizes, int n,
                                    struct lvk_buf *bufs, struct lvk_arena *arena);
 /* One more buffer over the memory of first..last, buffers of one
