@@ -345,16 +345,6 @@ static void test_batch_override(void **state)
     lvk_test_assert_no_validation();
 }
 
-/* MobileNet V2's input gradient through its residual blocks, whose last
- * convolutions share the Adds' output gradient buffers (src/nn/graph.c:
- * share_grads), against central differences of f(x) = <w, T(x)>, T the
- * third residual block's output, at single input elements: at steps of
- * 4e-3, 2e-3 and 1e-3, where the three agree (no ReLU6 kink crossed within
- * them). The
- * float32 forward passes leave about 0.5% of the largest gradient of noise
- * in the differences, and a kink just off an element shifts all three
- * alike (up to about 1.5% here): the bound is 3%; a dropped or doubled skip
- * path moves many elements by far more. */
 /* A float uniform in [-1, 1) from a linear congruential generator. */
 static float uniform(uint32_t *r)
 {
@@ -377,6 +367,15 @@ static double mnv2_objective(lvk_model_t *m, const char *t, const float *x, size
     return f;
 }
 
+/* MobileNet V2's input gradient through its residual blocks, whose last
+ * convolutions share the Adds' output gradient buffers (src/nn/graph.c:
+ * share_grads), against central differences of f(x) = <w, T(x)>, T the
+ * third residual block's output, at single input elements: at steps of
+ * 4e-3, 2e-3 and 1e-3, where the three agree (no ReLU6 kink crossed within
+ * them). The float32 forward passes leave about 0.5% of the largest
+ * gradient of noise in the differences, and a kink just off an element
+ * shifts all three alike (up to about 1.5% here): the bound is 3%; a
+ * dropped or doubled skip path moves many elements by far more. */
 static void test_mobilenet_v2_gradient(void **state)
 {
     const char *path = SHARED "/models/mobilenet_v2_1.0_224.onnx";
