@@ -1,5 +1,6 @@
 #version 450
 // Max pooling, forward, with storage-buffer loads: see common/maxpool.glsl.
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 #include "common/index.glsl"

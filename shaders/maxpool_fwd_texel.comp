@@ -1,6 +1,7 @@
 #version 450
 // Max pooling, forward, reading x through a texel buffer (an r32f view, or
 // rgba32f where common/maxpool.glsl reads 4 columns at a time).
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 #include "common/index.glsl"

@@ -245,8 +245,9 @@ static void test_maxpool_rows(void **state)
 {
     /* Where an invocation's 4 outputs lie in one row (forward: OW % 4 ==
      * 0) they share the window loads, read 4 columns at a time when W % 4
-     * == 0 too; with W % 4 == 0 the backward takes blocks of rows and
-     * columns that share the windows they read (common/maxpool.glsl), some
+     * == 0 too, and on lavapipe 2 rows of them share the rows their windows
+     * overlap in (OH 7: a block cut short); with W % 4 == 0 the backward
+     * takes blocks of rows and columns that share the windows they read (common/maxpool.glsl), some
      * cut short by the map's edges: GoogLeNet's 3x3/s1 pad 1 and 3x3/s2
      * ceil pools, stride 3, dilations with pads, and each side without the
      * other. */

@@ -9,7 +9,7 @@
 // vec4 (lavapipe loops over the lanes for every store too); buffers are
 // padded to whole vec4s (lvk_arena_create). The includer also declares the
 // workgroup size and includes common/index.glsl and, for the backward,
-// common/relu_mode.glsl (and enables GL_EXT_control_flow_attributes).
+// common/relu_mode.glsl, and enables GL_EXT_control_flow_attributes.
 
 layout(constant_id = 0) const uint P = 1;      // planes: N * C
 layout(constant_id = 1) const int H = 1;       // input height
@@ -34,39 +34,36 @@ layout(constant_id = 12) const int DW = 1;
 layout(constant_id = 13) const uint FLAGS = 0;
 layout(constant_id = 14) const float ACT_LO = 0.0;
 layout(constant_id = 15) const float ACT_HI = 0.0;
+// With ROWS: an invocation's block of windows, MR rows by 4 * MC columns
+// (forward: MC = 1).
+layout(constant_id = 16) const int MR = 1;
+layout(constant_id = 17) const int MC = 1;
 const bool ROWS = (FLAGS & 1) != 0, XV4 = (FLAGS & 2) != 0, MASK = (FLAGS & 4) != 0;
 const bool STORE = (FLAGS & 8) != 0;
 
-// Forward, one output per window: y and the window's arg-max, as an index
-// into its H * W plane, so that the backward can route gradients by
-// gathering. Padding never wins: only pixels inside the input compete. A
-// strict '>' keeps the first maximum in window order on ties (as PyTorch
-// and onnxruntime do). A window with no pixel inside (possible only with
-// dilation) gives the lowest float and no arg-max, as onnxruntime does.
 #ifdef LOAD_X
-// The windows of outputs i .. i + ns - 1 (one row) read columns c0 to c0 +
-// span - 1 of each of their rows; those are loaded once per row. With XV4
-// (and ns = 4) as texels from the one holding c0, at LEAD within it (c0 =
-// ow * SW - PW with ow a multiple of 4, so LEAD is the same for every
-// strip); a texel lies wholly inside or outside the row, as W % 4 == 0.
+// The windows of output rows oh0 .. oh0 + MR - 1 (those below OH left
+// alone), columns ow0 .. ow0 + ns - 1, read columns c0 to c0 + span - 1 of
+// rows h0 to h0 + (MR - 1) * SH + (KH - 1) * DH: each of those rows is
+// loaded once and compared into every window that has it (stride-1 3x3
+// pools: 4 rows for 2 rows of windows where each row of windows alone
+// loads 3). With XV4 (and ns = 4) rows are read as texels from the one
+// holding c0, at LEAD within it (c0 = ow0 * SW - PW with ow0 a multiple of
+// 4, so LEAD is the same for every strip); a texel lies wholly inside or
+// outside the row, as W % 4 == 0.
 const int LEAD = XV4 ? (4 - PW % 4) % 4 : 0;
 const int MAX_SPAN = 3 * SW + (KW - 1) * DW + 1;
 const int MAX_ROW = XV4 ? (LEAD + MAX_SPAN + 3) / 4 * 4 : MAX_SPAN;
+const int NU = (MR - 1) * SH + (KH - 1) * DH + 1;
 
-// Outputs i .. i + ns - 1, into best[k0 ..] and arg[k0 ..] (unchanged past
-// the end of y).
-void maxpool_windows(uint i, int ns, int k0, inout vec4 best, inout ivec4 arg)
+// Into best[r][k0 + k], arg[r][k0 + k] for window row oh0 + r, column ow0 + k.
+void maxpool_windows(uint base, int oh0, int ow0, int ns, int k0, inout vec4 best[MR],
+                     inout ivec4 arg[MR])
 {
-    if (i >= P * uint(OH * OW))
-        return;
-    int ow = int(i % uint(OW));
-    int oh = int(i / uint(OW) % uint(OH));
-    uint base = i / uint(OH * OW) * uint(H * W);
-    int h0 = oh * SH - PH;
-    int c0 = ow * SW - PW;
-    int span = (ns - 1) * SW + (KW - 1) * DW + 1;
-    for (int kh = 0; kh < KH; kh++) {
-        int ih = h0 + kh * DH;
+    const int h0 = oh0 * SH - PH, c0 = ow0 * SW - PW;
+    const int span = (ns - 1) * SW + (KW - 1) * DW + 1;
+    [[unroll]] for (int u = 0; u < NU; u++) {
+        const int ih = h0 + u;
         if (ih < 0 || ih >= H)
             continue;
         float row[MAX_ROW];
@@ -83,35 +80,71 @@ void maxpool_windows(uint i, int ns, int k0, inout vec4 best, inout ivec4 arg)
                 row[t] = iw >= 0 && iw < W ? LOAD_X(base + uint(ih * W + iw)) : 0.0;
             }
         }
-        for (int k = 0; k < ns; k++)
-            for (int kw = 0; kw < KW; kw++) {
-                int col = k * SW + kw * DW;
-                int iw = c0 + col;
-                if (iw < 0 || iw >= W)
-                    continue;
-                float v = row[LEAD + col];
-                if (arg[k0 + k] < 0 || v > best[k0 + k]) {
-                    best[k0 + k] = v;
-                    arg[k0 + k] = ih * W + iw;
+        // Row u is tap row (u - r * SH) / DH of window row r, where that
+        // divides; rows are visited in tap order, so ties keep the first.
+        [[unroll]] for (int r = 0; r < MR; r++) {
+            const int tap = u - r * SH;
+            if (tap < 0 || tap % DH != 0 || tap / DH >= KH || oh0 + r >= OH)
+                continue;
+            for (int k = 0; k < ns; k++)
+                for (int kw = 0; kw < KW; kw++) {
+                    int col = k * SW + kw * DW;
+                    int iw = c0 + col;
+                    if (iw < 0 || iw >= W)
+                        continue;
+                    float v = row[LEAD + col];
+                    if (arg[r][k0 + k] < 0 || v > best[r][k0 + k]) {
+                        best[r][k0 + k] = v;
+                        arg[r][k0 + k] = ih * W + iw;
+                    }
                 }
-            }
+        }
     }
 }
 
+// Forward, one output per window: y and the window's arg-max, as an index
+// into its H * W plane, so that the backward can route gradients by
+// gathering. Padding never wins: only pixels inside the input compete. A
+// strict '>' keeps the first maximum in window order on ties (as PyTorch
+// and onnxruntime do). A window with no pixel inside (possible only with
+// dilation) gives the lowest float and no arg-max, as onnxruntime does.
+// ROWS: an invocation takes MR rows of 4 windows (OW % 4 == 0); else 4
+// consecutive outputs (MR = 1), each on its own.
 void main()
 {
-    const uint i = lvk_flat_index() * 4u;
-    if (i >= P * uint(OH * OW))
+    const uint i = lvk_flat_index();
+    vec4 best[MR];
+    ivec4 arg[MR];
+    [[unroll]] for (int r = 0; r < MR; r++) {
+        best[r] = vec4(-3.402823466e38);
+        arg[r] = ivec4(-1);
+    }
+    if (ROWS) {
+        const uint nq = uint(OW / 4), nrb = uint((OH + MR - 1) / MR);
+        if (i >= P * nrb * nq)
+            return;
+        const uint p = i / (nrb * nq);
+        const int oh0 = int(i / nq % nrb) * MR, ow0 = int(i % nq) * 4;
+        maxpool_windows(p * uint(H * W), oh0, ow0, 4, 0, best, arg);
+        [[unroll]] for (int r = 0; r < MR; r++)
+            if (oh0 + r < OH) {
+                const uint o = (p * uint(OH * OW) + uint((oh0 + r) * OW + ow0)) / 4u;
+                y4[o] = best[r];
+                argmax4[o] = arg[r];
+            }
         return;
-    vec4 best = vec4(-3.402823466e38);
-    ivec4 arg = ivec4(-1);
-    if (ROWS)
-        maxpool_windows(i, 4, 0, best, arg);
-    else
-        for (int k = 0; k < 4; ++k)
-            maxpool_windows(i + uint(k), 1, k, best, arg);
-    y4[i / 4u] = best;
-    argmax4[i / 4u] = arg;
+    }
+    const uint n = P * uint(OH * OW);
+    if (i * 4u >= n)
+        return;
+    for (int k = 0; k < 4; ++k) {
+        const uint e = i * 4u + uint(k);
+        if (e < n)
+            maxpool_windows(e / uint(OH * OW) * uint(H * W), int(e / uint(OW) % uint(OH)),
+                            int(e % uint(OW)), 1, k, best, arg);
+    }
+    y4[i] = best[0];
+    argmax4[i] = arg[0];
 }
 #endif
 
@@ -130,8 +163,6 @@ void main()
 //   last one starting at or before it, back NH - 1 more; columns alike.
 // Fixed trip counts unroll, and loads at clamped indices need no branch;
 // windows outside the output add nothing.
-layout(constant_id = 16) const int MR = 1;
-layout(constant_id = 17) const int MC = 1;
 const int BR = MR * SH, BW = 4 * MC * SW;
 // The reach of a window past its first row / column, less the pad; never
 // negative (pads are smaller than the kernel's extent).
