@@ -65,6 +65,10 @@ layout(constant_id = 22) const uint TABLE_BASE = 0;
 // With the mask: the activation's bounds.
 layout(constant_id = 23) const float ACT_LO = 0.0;
 layout(constant_id = 24) const float ACT_HI = 0.0;
+// Vec4 copies (FLAGS bit 1) with TEXEL (lvk_prefer_texel) read src, mask
+// and dst through rgba32f texel views, which lavapipe fetches for all lanes
+// at once where it reads a storage buffer lane by lane.
+layout(constant_id = 25) const bool TEXEL = false;
 
 // dst is read too when accumulating.
 layout(std430, set = 0, binding = 0) buffer Dst { float dst[]; };             // dst: view (S, D*)
@@ -76,6 +80,9 @@ layout(std430, set = 0, binding = 4) readonly buffer Ctrl { uint relu_mode; } ct
 layout(std430, set = 0, binding = 0) buffer Dst4 { vec4 dst4[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Src4 { vec4 src4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Mask4 { vec4 mask4[]; };
+layout(set = 0, binding = 5) uniform textureBuffer src_t;
+layout(set = 0, binding = 6) uniform textureBuffer mask_t;
+layout(set = 0, binding = 7) uniform textureBuffer dst_t;
 
 const bool ACCUMULATE = (FLAGS & 1u) != 0u;
 const bool MASK = (FLAGS & 4u) != 0u;
@@ -128,14 +135,14 @@ void main()
             (TAB(3) ? 0 : i3 * R3) + (TAB(4) ? 0 : i4 * R4) + (TAB(5) ? 0 : i5 * R5);
 
     if (V4) {
-        vec4 v = src4[s / 4];
+        vec4 v = TEXEL ? texelFetch(src_t, s / 4) : src4[s / 4];
         if (MASK) {
-            const vec4 k = mask4[o / 4];
+            const vec4 k = TEXEL ? texelFetch(mask_t, o / 4) : mask4[o / 4];
             [[unroll]] for (int c = 0; c < 4; ++c)
                 v[c] = lvk_relu_grad(ctrl.relu_mode, k[c], v[c], ACT_LO, ACT_HI);
         }
         if (ACCUMULATE)
-            v += dst4[o / 4];
+            v += TEXEL ? texelFetch(dst_t, o / 4) : dst4[o / 4];
         dst4[o / 4] = v;
         return;
     }

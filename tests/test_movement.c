@@ -327,8 +327,9 @@ static void test_concat_copies(void **state)
     concat_steps(1, 3);
 }
 
-/* A Concat of Relu, Sigmoid and Tanh of one input x [2, 4, 3, 5] along
- * `axis`, of which callers read only channels (axis 1) [lo, hi)
+/* A Concat of Relu, Sigmoid and Tanh of one input x [2, 4, 3, W] (W 5, or
+ * `w`: 4 makes rows whole vec4s, which lavapipe's backward reads through
+ * texel views) along `axis`, of which callers read only channels (axis 1) [lo, hi)
  * (lvk_graph_need_channels); `also`, when not NULL, is requested too and
  * read whole: "z", a Sigmoid of the concatenation, or "a", the Relu branch.
  * Checks which branches run (want: Relu, Sigmoid, Tanh), the channels read
@@ -339,11 +340,13 @@ struct part_case {
     int axis;           /* 1, -3 (the same), or 2 (along H: nothing to skip) */
     const char *also;
     bool want[3];
+    int w;
 };
 
 static void concat_part(const struct part_case *t)
 {
-    enum { N = 2, C = 4, R = 3, W = 5, K = N * C * R * W };
+    enum { N = 2, C = 4, R = 3, MAX_W = 5, MAX_K = N * C * R * MAX_W };
+    const int W = t->w ? t->w : MAX_W, K = N * C * R * W;
     struct lvk_ctx *ctx = lvk_test_ctx();
     struct lvk_model *m = NULL;
     assert_int_equal(lvk_graph_create(ctx, "concat_part", &m), LVK_OK);
@@ -374,7 +377,7 @@ static void concat_part(const struct part_case *t)
 #define Y_AT(k, b, c, r, w)                                                                \
     (along_c ? (((b) * 3 * C + (k) * C + (c)) * R + (r)) * W + (w)                         \
              : (((b) * C + (c)) * 3 * R + (k) * R + (r)) * W + (w))
-    float x[K], y[3 * K], seed[3 * K] = {0}, g[K];
+    float x[MAX_K], y[3 * MAX_K], seed[3 * MAX_K] = {0}, g[MAX_K];
     unsigned rs = 7;
     fill(x, K, &rs, -2, 2);
     assert_int_equal(lvk_model_set_input(m, "x", x, K), LVK_OK);
@@ -423,6 +426,8 @@ static void test_concat_part(void **state)
         {5, 7, 1, "a", {true, true, false}},
         {11, 13, 1, NULL, {true, true, true}},
         {1, 2, 2, NULL, {true, true, true}},
+        {3, 5, 1, NULL, {true, true, false}, 4},
+        {11, 13, 1, NULL, {true, true, true}, 4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         concat_part(&cases[i]);

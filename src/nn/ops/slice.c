@@ -17,11 +17,12 @@
 /* ---- view plans -------------------------------------------------------------------- */
 
 /* Specialization constants of shaders/view_copy.comp: flags, 6 sizes, 6 dst
- * strides, 6 src strides, dst base, src base, fill, table base, and the
- * bounds of the activation whose gradient mask a backward copy applies. */
+ * strides, 6 src strides, dst base, src base, fill, table base, the bounds
+ * of the activation whose gradient mask a backward copy applies, and
+ * whether vec4 copies read through texel views (lvk_prefer_texel). */
 enum { SPEC_FLAGS = 0, SPEC_SIZE = 1, SPEC_DST = 7, SPEC_SRC = 13, SPEC_DST_BASE = 19,
        SPEC_SRC_BASE = 20, SPEC_FILL = 21, SPEC_TABLE = 22, SPEC_ACT_LO = 23, SPEC_ACT_HI = 24,
-       SPEC_COUNT = 25 };
+       SPEC_TEXEL = 25, SPEC_COUNT = 26 };
 _Static_assert(SPEC_COUNT <= LVK_MAX_SPEC, "view_copy.comp specialization constants");
 _Static_assert(LVK_MAX_DIMS == 6, "view_copy.comp handles 6 dims");
 
@@ -442,6 +443,11 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
                            (s->table_mask << (8 + off)) | (s->direct_mask << (16 + off));
         spec[SPEC_ACT_LO] = lvk_spec_f32(lo);
         spec[SPEC_ACT_HI] = lvk_spec_f32(hi);
+        /* Texel views of whole buffers: the three must fit. */
+        const uint64_t texels = LVK_MAX(LVK_MAX(src->size, dst->size),
+                                        act ? dv->buf->size : 0) / 16;
+        const bool texel = v4 && lvk_prefer_texel(cmd->ctx, texels);
+        spec[SPEC_TEXEL] = texel;
         for (int d = 0; d < LVK_MAX_DIMS; d++)
             spec[SPEC_SIZE + d] = 1;
         for (int d = 0; d < s->ndim; d++) {
@@ -460,10 +466,13 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
         /* A copy without tables or mask still binds something in their place. */
         const struct lvk_buf *table = p->extra >= 0 ? n->extra[p->extra] : src;
         const struct lvk_buf *mask = act ? dv->buf : src;
+        const VkFormat rgba = VK_FORMAT_R32G32B32A32_SFLOAT;
         LVK_CHECK(lvk_dispatch_1d(cmd, pipe,
                                   LVK_BINDS(LVK_B(dst), LVK_B(src), LVK_B(table), LVK_B(mask),
-                                            LVK_B(m->ctrl)),
-                                  5, NULL, 0, (uint64_t)count / (v4 ? 4 : 1),
+                                            LVK_B(m->ctrl), lvk_texel_bind(src, rgba, texel),
+                                            lvk_texel_bind(mask, rgba, texel),
+                                            lvk_texel_bind(dst, rgba, texel)),
+                                  8, NULL, 0, (uint64_t)count / (v4 ? 4 : 1),
                                   bwd ? "view_copy_bwd" : "view_copy"));
     }
     return LVK_OK;
