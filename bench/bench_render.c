@@ -25,6 +25,9 @@
  *                        "phases", device milliseconds of the last step by
  *                        dispatch label, "device_ms", their sum, and
  *                        "last_step_ms", that step's wall time (STEPS >= 2)
+ *   profile-nodes STEPS SEED
+ *                        the same by model node and label: each phase also
+ *                        has "node" ("" outside the network)
  *   rss                  peak resident set size of this process (so far)
  *   quit
  * The context, and so every compiled pipeline, lives as long as the
@@ -83,7 +86,8 @@ static void on_progress(void *user, int step, int steps, double value)
 
 /* ---- commands ------------------------------------------------------------------- */
 
-static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, bool profile)
+/* profile: as lvk_render_opts.profile (0 none, 1 by kernel, 2 by node). */
+static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, int profile)
 {
     struct clock clk = {.t = calloc((size_t)steps, sizeof *clk.t),
                         .cpu = calloc((size_t)steps, sizeof *clk.cpu), .steps = steps};
@@ -123,6 +127,10 @@ static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, bool pro
         for (int i = 0; i < r.nphases; i++) {
             printf(i ? ", {\"label\": " : "{\"label\": ");
             bench_json_str(r.phases[i].label);
+            if (profile == 2) {
+                printf(", \"node\": ");
+                bench_json_str(r.phases[i].node);
+            }
             printf(", \"dispatches\": %d, \"ms\": %.4f}", r.phases[i].dispatches, r.phases[i].ms);
         }
         printf("]");
@@ -280,9 +288,11 @@ int main(int argc, char **argv)
         unsigned long long seed = 0;
         st = LVK_OK;
         if (sscanf(line, "render %d %llu", &steps, &seed) == 2 && steps > 0)
-            st = cmd_render(&b, steps, seed, false);
+            st = cmd_render(&b, steps, seed, 0);
         else if (sscanf(line, "profile %d %llu", &steps, &seed) == 2 && steps > 0)
-            st = cmd_render(&b, steps, seed, true);
+            st = cmd_render(&b, steps, seed, 1);
+        else if (sscanf(line, "profile-nodes %d %llu", &steps, &seed) == 2 && steps > 0)
+            st = cmd_render(&b, steps, seed, 2);
         else if (strncmp(line, "rss", 3) == 0)
             bench_print_rss();
         else if (strncmp(line, "quit", 4) == 0)

@@ -4,7 +4,7 @@
  * renders push it down, and the same seed gives the same bytes. The judge
  * is the model itself, run independently on the rendered images. A render
  * that computes only its objective's channels equals the one that computes
- * them all. */
+ * them all. A profiled render totals its step's device time by node. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -193,6 +193,70 @@ static void test_bad_objectives(void **state)
     lvk_test_assert_no_validation();
 }
 
+/* With profile 2 a step's device time is totalled by node and kernel: the
+ * same dispatches as by kernel alone (profile 1), each network dispatch
+ * under a node of the model (a convolution's forward and input gradient
+ * among them), the parameterization's outside any, and the totals add up
+ * to the step. */
+static void test_profile_by_node(void **state)
+{
+    struct lvk_ctx *ctx = lvk_test_ctx();
+    if (!ctx)
+        skip();
+    if (!ctx->timestamps) {
+        printf("skipped: the device has no timestamps\n");
+        skip();
+    }
+    struct lvk_render_opts o = {.objective = "channel(conv3_relu, 7)", .steps = 2, .seed = 1,
+                                .redirect_steps = -1, .profile = 1};
+    struct lvk_render_result by_kernel, by_node;
+    lvk_test_demo_render(&o, &by_kernel);
+    o.profile = 2;
+    lvk_test_demo_render(&o, &by_node);
+
+    lvk_model_t *m = NULL;
+    const char *outputs[] = {"conv3_relu"};
+    struct lvk_model_opts mo = {.batch = 1, .outputs = outputs, .noutputs = 1};
+    if (lvk_onnx_load_graph(ctx, DEMO, &mo, NULL, 0, &m) != LVK_OK)
+        fail_msg("%s", lvk_last_error());
+
+    assert_true(by_kernel.nphases > 0);
+    for (int i = 0; i < by_kernel.nphases; i++) {
+        const struct lvk_render_phase *k = &by_kernel.phases[i];
+        assert_string_equal(k->node, "");
+        int dispatches = 0;
+        for (int j = 0; j < by_node.nphases; j++)
+            if (!strcmp(by_node.phases[j].label, k->label))
+                dispatches += by_node.phases[j].dispatches;
+        assert_int_equal(dispatches, k->dispatches);
+    }
+    double sum = 0;
+    bool conv_fwd = false, conv_bwd = false, fft_outside = false;
+    for (int j = 0; j < by_node.nphases; j++) {
+        const struct lvk_render_phase *p = &by_node.phases[j];
+        sum += p->ms;
+        if (!p->node[0]) {
+            fft_outside |= !strncmp(p->label, "fft_", 4);
+            continue;
+        }
+        const struct lvk_node *n = NULL;
+        for (int i = 0; i < m->nnodes && !n; i++)
+            if (!strcmp(m->nodes[i].name, p->node))
+                n = &m->nodes[i];
+        if (!n)
+            fail_msg("phase '%s' names node '%s', which the model lacks", p->label, p->node);
+        if (!strcmp(n->op_type, "Conv")) {
+            conv_fwd |= !strcmp(p->label, "conv2d_fwd");
+            conv_bwd |= !strcmp(p->label, "conv2d_bwd_data");
+        }
+    }
+    assert_true(conv_fwd && conv_bwd && fft_outside);
+    assert_true(fabs(sum - by_node.step_ms) <= 1e-9 * (1 + by_node.step_ms));
+    lvk_model_destroy(m);
+    lvk_render_result_free(&by_kernel);
+    lvk_render_result_free(&by_node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_device_bytes),
         cmocka_unit_test(test_narrowed_render),
         cmocka_unit_test(test_bad_objectives),
+        cmocka_unit_test(test_profile_by_node),
         cmocka_unit_test(test_channel_and_negative),
         cmocka_unit_test(test_class_renders),
     };

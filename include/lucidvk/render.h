@@ -75,13 +75,19 @@ struct lvk_render_opts {
     void (*snapshot)(void *user, int step, const float *images, int b, int c, int h, int w);
     void *user;
     /* Time every dispatch of the last step (timestamp queries) and report
-     * the totals by kernel in the result. */
+     * the totals in the result: 1 by kernel, 2 by model node and kernel
+     * (which layer costs what). */
     int profile;
 };
 
-#define LVK_RENDER_MAX_PHASES 64
+#define LVK_RENDER_MAX_PHASES 256
+#define LVK_RENDER_NODE_MAX 96
 struct lvk_render_phase {
     const char *label;       /* kernel or op label (static string) */
+    /* With profile 2: the model node that recorded the dispatches (its
+     * ONNX name, cut to fit), or "" for the parameterization's, the
+     * objective's and the optimizer's. */
+    char node[LVK_RENDER_NODE_MAX];
     int dispatches;
     double ms;               /* device time in one step */
 };
@@ -101,7 +107,8 @@ struct lvk_render_result {
     uint64_t device_bytes;   /* the most device memory the render held at once: network,
                                 parameterization, optimizer state, images (VkFFT's own
                                 scratch, when it needs any, not included) */
-    /* With opts.profile: device time of one step by kernel, largest first. */
+    /* With opts.profile: device time of one step by kernel (and node),
+     * largest first. */
     struct lvk_render_phase phases[LVK_RENDER_MAX_PHASES];
     int nphases;
     double step_ms;          /* sum over all dispatches of one step */

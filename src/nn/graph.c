@@ -1146,7 +1146,10 @@ const struct lvk_node *lvk_graph_grad_mask(const struct lvk_model *m, int v, flo
 
 lvk_status lvk_graph_record_node(struct lvk_model *m, struct lvk_node *n, bool bwd, struct lvk_cmd *cmd)
 {
+    const char *outer = cmd->scope;
+    cmd->scope = n->name;   /* timestamps name the node (render profiles) */
     lvk_status st = bwd ? n->def->bwd(m, n, cmd) : n->def->fwd(m, n, cmd);
+    cmd->scope = outer;
     if (st != LVK_OK && !strstr(lvk_last_error(), "node '"))
         lvk_error_prefix("%s: node '%s' (%s): ", m->path, n->name, n->op_type);
     return st;

@@ -13,6 +13,7 @@
  * only per-step read-back is the objective value, and only when progress
  * is reported. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -320,7 +321,8 @@ static int by_ms(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* Totals by label of the last submitted step. */
+/* Totals by label (and node, with profile 2) of the last submitted step;
+ * the node names are copied, as the model goes before the result. */
 static lvk_status profile(struct render *r, struct lvk_render_result *out)
 {
     double *ms = malloc(r->step->max_queries * sizeof *ms);
@@ -330,13 +332,18 @@ static lvk_status profile(struct render *r, struct lvk_render_result *out)
     lvk_status st = lvk_cmd_timings(r->step, ms, &n);
     for (uint32_t i = 0; st == LVK_OK && i < n; i++) {
         const char *label = r->step->labels[i + 1];
+        char node[LVK_RENDER_NODE_MAX] = "";
+        if (r->o.profile == 2 && r->step->scopes[i + 1])
+            snprintf(node, sizeof node, "%s", r->step->scopes[i + 1]);
         int k = 0;
-        while (k < out->nphases && strcmp(out->phases[k].label, label) != 0)
+        while (k < out->nphases && (strcmp(out->phases[k].label, label) != 0 ||
+                                    strcmp(out->phases[k].node, node) != 0))
             k++;
         if (k == out->nphases) {
             if (k == LVK_RENDER_MAX_PHASES)
                 continue;
-            out->phases[out->nphases++] = (struct lvk_render_phase){.label = label};
+            out->phases[out->nphases] = (struct lvk_render_phase){.label = label};
+            memcpy(out->phases[out->nphases++].node, node, sizeof node);
         }
         out->phases[k].dispatches++;
         out->phases[k].ms += ms[i];

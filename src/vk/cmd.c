@@ -67,7 +67,8 @@ lvk_status lvk_cmd_create(struct lvk_ctx *ctx, bool timestamps, struct lvk_cmd *
         };
         r = vkCreateQueryPool(ctx->device, &qi, NULL, &cmd->query_pool);
         cmd->labels = lvk_calloc(cmd->max_queries, sizeof *cmd->labels);
-        if (r != VK_SUCCESS || !cmd->labels) {
+        cmd->scopes = lvk_calloc(cmd->max_queries, sizeof *cmd->scopes);
+        if (r != VK_SUCCESS || !cmd->labels || !cmd->scopes) {
             st = r != VK_SUCCESS ? lvk_vk_fail(r, "vkCreateQueryPool", __FILE__, __LINE__)
                                  : LVK_ERR_HOST_OOM;
             goto fail;
@@ -100,6 +101,7 @@ void lvk_cmd_destroy(struct lvk_cmd *cmd)
     if (cmd->query_pool)
         vkDestroyQueryPool(ctx->device, cmd->query_pool, NULL);
     free(cmd->labels);
+    free(cmd->scopes);
     if (cmd->cb)
         vkFreeCommandBuffers(ctx->device, ctx->cmd_pool, 1, &cmd->cb);
     free(cmd);
@@ -186,6 +188,7 @@ static void timestamp(struct lvk_cmd *cmd, const char *label)
     if (!cmd->query_pool || cmd->nqueries >= cmd->max_queries)
         return;
     cmd->labels[cmd->nqueries] = label;
+    cmd->scopes[cmd->nqueries] = cmd->scope;
     vkCmdWriteTimestamp(cmd->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, cmd->query_pool, cmd->nqueries);
     cmd->nqueries++;
 }

@@ -193,6 +193,10 @@ struct lvk_cmd {
     VkQueryPool query_pool;
     uint32_t nqueries, max_queries;
     const char **labels;     /* label of dispatch i (static strings) */
+    const char **scopes;     /* the scope it was recorded in, or NULL */
+    /* Set around a stretch of recording (lvk_graph_record_node: the node's
+     * name) for the timestamps to carry; it must outlive their reading. */
+    const char *scope;
     /* Texel-buffer views the recorded dispatches bind; they live as long as
      * the recording. */
     VkBufferView *views;
