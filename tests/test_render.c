@@ -12,12 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
+
+#include "io/lvk_io.h"
 
 #include "lucidvk/render.h"
 #include "nn/graph.h"
 #include "nn/onnx.h"
+#include "support/cli.h"
 #include "support/demo.h"
 #include "support/op_harness.h"
 
@@ -193,12 +197,8 @@ static void test_bad_objectives(void **state)
     lvk_test_assert_no_validation();
 }
 
-/* With profile 2 a step's device time is totalled by node and kernel: the
- * same dispatches as by kernel alone (profile 1), each network dispatch
- * under a node of the model (a convolution's forward and input gradient
- * among them), the parameterization's outside any, and the totals add up
- * to the step. */
-static void test_profile_by_node(void **state)
+/* The test context, for tests of device timings (skipped without). */
+static struct lvk_ctx *timed_ctx(void)
 {
     struct lvk_ctx *ctx = lvk_test_ctx();
     if (!ctx)
@@ -207,6 +207,17 @@ static void test_profile_by_node(void **state)
         printf("skipped: the device has no timestamps\n");
         skip();
     }
+    return ctx;
+}
+
+/* With profile 2 a step's device time is totalled by node and kernel: the
+ * same dispatches as by kernel alone (profile 1), each network dispatch
+ * under a node of the model (a convolution's forward and input gradient
+ * among them), the parameterization's outside any, and the totals add up
+ * to the step. */
+static void test_profile_by_node(void **state)
+{
+    struct lvk_ctx *ctx = timed_ctx();
     struct lvk_render_opts o = {.objective = "channel(conv3_relu, 7)", .steps = 2, .seed = 1,
                                 .redirect_steps = -1, .profile = 1};
     struct lvk_render_result by_kernel, by_node;
@@ -257,6 +268,48 @@ static void test_profile_by_node(void **state)
     lvk_render_result_free(&by_node);
 }
 
+/* `lucidvk render --profile` prints the step's costliest (node, kernel)
+ * pairs and writes them all to --json, largest first, adding up to the
+ * step's device time, the network's under its nodes. */
+static void test_cli_profile(void **state)
+{
+    timed_ctx();
+#define OUT LVK_BINARY_DIR "/test_output/render_profile"
+    mkdir(LVK_BINARY_DIR "/test_output", 0755);
+    mkdir(OUT, 0755);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "render '%s' -l conv3_relu -c 7 --steps 2 --profile --json %s -o %s",
+             DEMO, OUT "/r.json", OUT "/r.png");
+    assert_int_equal(lvk_test_cli("", cmd, OUT "/out.txt", OUT "/err.txt"), 0);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    assert_int_equal(lvk_read_file(OUT "/out.txt", &text, &len), LVK_OK);
+    assert_non_null(memmem(text, len, "device time of the last step", 28));
+    free(text);
+
+    struct lvk_json *j = NULL;
+    assert_int_equal(lvk_json_read(OUT "/r.json", &j), LVK_OK);
+    const struct lvk_json *total = lvk_json_get(j, "profile_step_ms"), *prof = lvk_json_get(j, "profile");
+    assert_non_null(total);
+    assert_non_null(prof);
+    assert_true(prof->count > 0);
+    double sum = 0, last = INFINITY;
+    bool conv3_fwd = false;
+    for (const struct lvk_json *e = prof->child; e; e = e->next) {
+        const double ms = lvk_json_get(e, "ms")->number;
+        const char *node = lvk_json_get(e, "node")->string, *kernel = lvk_json_get(e, "kernel")->string;
+        assert_true(ms <= last);
+        last = ms;
+        sum += ms;
+        assert_true(lvk_json_get(e, "dispatches")->number >= 1);
+        conv3_fwd |= !strcmp(node, "conv3") && !strcmp(kernel, "conv2d_fwd");
+    }
+    assert_true(conv3_fwd);
+    assert_true(fabs(sum - total->number) <= 1e-6 * (1 + total->number));
+    lvk_json_free(j);
+#undef OUT
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_narrowed_render),
         cmocka_unit_test(test_bad_objectives),
         cmocka_unit_test(test_profile_by_node),
+        cmocka_unit_test(test_cli_profile),
         cmocka_unit_test(test_channel_and_negative),
         cmocka_unit_test(test_class_renders),
     };

@@ -68,6 +68,9 @@ static void help(void)
         "      --out-dir DIR      also each image as DIR/<i>.png (never enlarged)\n"
         "      --save-every N     also FILE_stepN.png every N steps\n"
         "      --json FILE        settings, seed, device, objective curve and timings\n"
+        "      --profile          time the last step on the device, dispatch by dispatch,\n"
+        "                         and print where it goes: the costliest layers (ONNX\n"
+        "                         node and kernel, forward and backward); also in --json\n"
         "      --panel            also FILE_panel.png beside -o FILE.png: one row per image\n"
         "                         with the initial image, the optimized image, and the\n"
         "                         target layer's map for each (the NeuroVis AM matrix),\n"
@@ -202,8 +205,40 @@ static lvk_status write_json(const char *path, const char *model, const char *ob
     lvk_jw_key(&w, "setup_seconds"); lvk_jw_number(&w, r->setup_seconds);
     lvk_jw_key(&w, "seconds"); lvk_jw_number(&w, r->seconds);
     lvk_jw_key(&w, "steps_per_second"); lvk_jw_number(&w, r->steps / (r->seconds > 0 ? r->seconds : 1e-9));
+    if (o->profile) {
+        lvk_jw_key(&w, "profile_step_ms"); lvk_jw_number(&w, r->step_ms);
+        lvk_jw_key(&w, "profile"); lvk_jw_begin_array(&w);
+        for (int i = 0; i < r->nphases; i++) {
+            const struct lvk_render_phase *ph = &r->phases[i];
+            lvk_jw_begin_object(&w);
+            lvk_jw_key(&w, "node"); lvk_jw_string(&w, ph->node);
+            lvk_jw_key(&w, "kernel"); lvk_jw_string(&w, ph->label);
+            lvk_jw_key(&w, "dispatches"); lvk_jw_int(&w, ph->dispatches);
+            lvk_jw_key(&w, "ms"); lvk_jw_number(&w, ph->ms);
+            lvk_jw_end_object(&w);
+        }
+        lvk_jw_end_array(&w);
+    }
     lvk_jw_end_object(&w);
     return lvk_jw_write(&w, path);
+}
+
+/* --profile: the last step's device time, the costliest (node, kernel)
+ * pairs first (lvk_render_opts.profile = 2). */
+static void print_profile(const struct lvk_render_result *r)
+{
+    enum { SHOWN = 15 };
+    printf("  device time of the last step: %.2f ms%s\n         ms  share  kernel              "
+           "  node (dispatches)\n", r->step_ms,
+           r->nphases > SHOWN ? "; the costliest of its (node, kernel) pairs:" : "");
+    for (int i = 0; i < r->nphases && i < SHOWN; i++) {
+        const struct lvk_render_phase *ph = &r->phases[i];
+        printf("  %9.3f %5.1f%%  %-20s  %s", ph->ms, r->step_ms > 0 ? 100 * ph->ms / r->step_ms : 0.0,
+               ph->label, ph->node[0] ? ph->node : "(image, objective, optimizer)");
+        if (ph->dispatches > 1)
+            printf(" (%d)", ph->dispatches);
+        printf("\n");
+    }
 }
 
 /* Objective text for what the options ask, per mode:
@@ -496,6 +531,7 @@ int cmd_render(int argc, char **argv)
         {"out", required_argument, 0, 'o'}, {"out-dir", required_argument, 0, 'O'},
         {"zoom", required_argument, 0, 'Z'},
         {"save-every", required_argument, 0, 'e'}, {"json", required_argument, 0, 'j'},
+        {"profile", no_argument, 0, 'F'},
         {"panel", no_argument, 0, 'P'}, {"panel-layer", required_argument, 0, 'L'},
         {"device", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
         CLI_PREPROC_OPTIONS, {0, 0, 0, 0}};
@@ -561,6 +597,7 @@ int cmd_render(int argc, char **argv)
         case 'O': out_dir = optarg; break;
         case 'e': if ((r = cli_int("render", "--save-every", optarg, 1, INT_MAX, &o.snapshot_every))) return r; break;
         case 'j': json = optarg; break;
+        case 'F': o.profile = 2; break;
         case 'P': panel = true; break;
         case 'L': panel_layer = optarg; break;
         case 'd': device = optarg; break;
@@ -680,6 +717,8 @@ int cmd_render(int argc, char **argv)
                res.steps / (res.seconds > 0 ? res.seconds : 1e-9), mean0, mean1);
         if (panel)
             printf("  panel -> %s\n", panel_path);
+        if (o.profile)
+            print_profile(&res);
         status = 0;
     } else {
         cli_progress_end(&us.p);
