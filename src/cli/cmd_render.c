@@ -228,6 +228,10 @@ static lvk_status write_json(const char *path, const char *model, const char *ob
 static void print_profile(const struct lvk_render_result *r)
 {
     enum { SHOWN = 15 };
+    if (r->nphases == 0) {
+        printf("  --profile: the device reports no timestamps\n");
+        return;
+    }
     printf("  device time of the last step: %.2f ms%s\n         ms  share  kernel              "
            "  node (dispatches)\n", r->step_ms,
            r->nphases > SHOWN ? "; the costliest of its (node, kernel) pairs:" : "");
