@@ -336,10 +336,16 @@ void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label)
     cmd->fills_pending = cmd->copies_pending = false;
 }
 
+/* The barrier after pending fills or copies is timestamped in the scope
+ * they were recorded in, not the next dispatch's. */
 void lvk_cmd_flush(struct lvk_cmd *cmd)
 {
-    if (cmd->fills_pending || cmd->copies_pending)
-        lvk_cmd_barrier(cmd, "fill");
+    if (!cmd->fills_pending && !cmd->copies_pending)
+        return;
+    const char *scope = cmd->scope;
+    cmd->scope = cmd->pending_scope;
+    lvk_cmd_barrier(cmd, "fill");
+    cmd->scope = scope;
 }
 
 void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize offset,
@@ -348,6 +354,8 @@ void lvk_cmd_fill(struct lvk_cmd *cmd, const struct lvk_buf *b, VkDeviceSize off
     LVK_ASSERT(cmd->recording);
     if (cmd->copies_pending)
         lvk_cmd_flush(cmd);
+    if (!cmd->fills_pending)
+        cmd->pending_scope = cmd->scope;
     vkCmdFillBuffer(cmd->cb, b->buf, offset, size, value);
     cmd->fills_pending = true;
 }
@@ -360,6 +368,8 @@ void lvk_cmd_copy_regions(struct lvk_cmd *cmd, const struct lvk_buf *dst, const 
         return;
     if (cmd->fills_pending)
         lvk_cmd_flush(cmd);
+    if (!cmd->copies_pending)
+        cmd->pending_scope = cmd->scope;
     vkCmdCopyBuffer(cmd->cb, src->buf, dst->buf, n, regions);
     cmd->copies_pending = true;
 }

@@ -197,6 +197,7 @@ struct lvk_cmd {
     /* Set around a stretch of recording (lvk_graph_record_node: the node's
      * name) for the timestamps to carry; it must outlive their reading. */
     const char *scope;
+    const char *pending_scope; /* the scope of the pending fills or copies */
     /* Texel-buffer views the recorded dispatches bind; they live as long as
      * the recording. */
     VkBufferView *views;
