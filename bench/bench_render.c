@@ -86,7 +86,7 @@ static void on_progress(void *user, int step, int steps, double value)
 
 /* ---- commands ------------------------------------------------------------------- */
 
-/* profile: as lvk_render_opts.profile (0 none, 1 by kernel, 2 by node). */
+/* profile: as lvk_render_opts.profile (0: none). */
 static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, int profile)
 {
     struct clock clk = {.t = calloc((size_t)steps, sizeof *clk.t),
@@ -127,7 +127,7 @@ static lvk_status cmd_render(struct bench *b, int steps, uint64_t seed, int prof
         for (int i = 0; i < r.nphases; i++) {
             printf(i ? ", {\"label\": " : "{\"label\": ");
             bench_json_str(r.phases[i].label);
-            if (profile == 2) {
+            if (profile == LVK_RENDER_PROFILE_NODES) {
                 printf(", \"node\": ");
                 bench_json_str(r.phases[i].node);
             }
@@ -290,9 +290,9 @@ int main(int argc, char **argv)
         if (sscanf(line, "render %d %llu", &steps, &seed) == 2 && steps > 0)
             st = cmd_render(&b, steps, seed, 0);
         else if (sscanf(line, "profile %d %llu", &steps, &seed) == 2 && steps > 0)
-            st = cmd_render(&b, steps, seed, 1);
+            st = cmd_render(&b, steps, seed, LVK_RENDER_PROFILE_KERNELS);
         else if (sscanf(line, "profile-nodes %d %llu", &steps, &seed) == 2 && steps > 0)
-            st = cmd_render(&b, steps, seed, 2);
+            st = cmd_render(&b, steps, seed, LVK_RENDER_PROFILE_NODES);
         else if (strncmp(line, "rss", 3) == 0)
             bench_print_rss();
         else if (strncmp(line, "quit", 4) == 0)

@@ -75,17 +75,21 @@ struct lvk_render_opts {
     void (*snapshot)(void *user, int step, const float *images, int b, int c, int h, int w);
     void *user;
     /* Time every dispatch of the last step (timestamp queries) and report
-     * the totals in the result: 1 by kernel, 2 by model node and kernel
-     * (which layer costs what). */
+     * the totals in the result: LVK_RENDER_PROFILE_KERNELS by kernel,
+     * LVK_RENDER_PROFILE_NODES by model node and kernel (which layer costs
+     * what); 0: no timing. */
     int profile;
 };
+
+enum { LVK_RENDER_PROFILE_KERNELS = 1, LVK_RENDER_PROFILE_NODES = 2 };
 
 #define LVK_RENDER_MAX_PHASES 256
 #define LVK_RENDER_NODE_MAX 96
 struct lvk_render_phase {
     const char *label;       /* kernel or op label (static string) */
-    /* With profile 2: the model node that recorded the dispatches (its
-     * ONNX name, cut to fit), or "" for the parameterization's, the
+    /* With LVK_RENDER_PROFILE_NODES: the model node that recorded the
+     * dispatches (its ONNX name, cut to fit: names alike in their first 95
+     * bytes share a phase), or "" for the parameterization's, the
      * objective's and the optimizer's. */
     char node[LVK_RENDER_NODE_MAX];
     int dispatches;

@@ -205,7 +205,7 @@ static lvk_status write_json(const char *path, const char *model, const char *ob
     lvk_jw_key(&w, "setup_seconds"); lvk_jw_number(&w, r->setup_seconds);
     lvk_jw_key(&w, "seconds"); lvk_jw_number(&w, r->seconds);
     lvk_jw_key(&w, "steps_per_second"); lvk_jw_number(&w, r->steps / (r->seconds > 0 ? r->seconds : 1e-9));
-    if (o->profile) {
+    if (o->profile && r->nphases) {
         lvk_jw_key(&w, "profile_step_ms"); lvk_jw_number(&w, r->step_ms);
         lvk_jw_key(&w, "profile"); lvk_jw_begin_array(&w);
         for (int i = 0; i < r->nphases; i++) {
@@ -224,7 +224,7 @@ static lvk_status write_json(const char *path, const char *model, const char *ob
 }
 
 /* --profile: the last step's device time, the costliest (node, kernel)
- * pairs first (lvk_render_opts.profile = 2). */
+ * pairs first (LVK_RENDER_PROFILE_NODES). */
 static void print_profile(const struct lvk_render_result *r)
 {
     enum { SHOWN = 15 };
@@ -601,7 +601,7 @@ int cmd_render(int argc, char **argv)
         case 'O': out_dir = optarg; break;
         case 'e': if ((r = cli_int("render", "--save-every", optarg, 1, INT_MAX, &o.snapshot_every))) return r; break;
         case 'j': json = optarg; break;
-        case 'F': o.profile = 2; break;
+        case 'F': o.profile = LVK_RENDER_PROFILE_NODES; break;
         case 'P': panel = true; break;
         case 'L': panel_layer = optarg; break;
         case 'd': device = optarg; break;

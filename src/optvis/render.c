@@ -321,8 +321,9 @@ static int by_ms(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* Totals by label (and node, with profile 2) of the last submitted step;
- * the node names are copied, as the model goes before the result. */
+/* Totals by label (and node, with LVK_RENDER_PROFILE_NODES) of the last
+ * submitted step; the node names are copied, as the model goes before the
+ * result. Pairs past the table's last slot share that slot, "(others)". */
 static lvk_status profile(struct render *r, struct lvk_render_result *out)
 {
     double *ms = malloc(r->step->max_queries * sizeof *ms);
@@ -333,15 +334,19 @@ static lvk_status profile(struct render *r, struct lvk_render_result *out)
     for (uint32_t i = 0; st == LVK_OK && i < n; i++) {
         const char *label = r->step->labels[i + 1];
         char node[LVK_RENDER_NODE_MAX] = "";
-        if (r->o.profile == 2 && r->step->scopes[i + 1])
+        if (r->o.profile == LVK_RENDER_PROFILE_NODES && r->step->scopes[i + 1])
             snprintf(node, sizeof node, "%s", r->step->scopes[i + 1]);
         int k = 0;
         while (k < out->nphases && (strcmp(out->phases[k].label, label) != 0 ||
                                     strcmp(out->phases[k].node, node) != 0))
             k++;
-        if (k == out->nphases) {
-            if (k == LVK_RENDER_MAX_PHASES)
-                continue;
+        if (k == out->nphases && k == LVK_RENDER_MAX_PHASES - 1) {
+            label = "(others)";
+            node[0] = '\0';
+        }
+        if (k == LVK_RENDER_MAX_PHASES) {
+            k--;
+        } else if (k == out->nphases) {
             out->phases[out->nphases] = (struct lvk_render_phase){.label = label};
             memcpy(out->phases[out->nphases++].node, node, sizeof node);
         }
