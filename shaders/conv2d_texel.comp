@@ -34,9 +34,9 @@
 //   add. So each channel step fetches all it reads first, then multiplies
 //   with IB x JB accumulators held in registers over every in channel and
 //   tap of the step, its weights and inputs operands read from the stack
-//   (1x1 and 3x3 layers of GoogLeNet and MobileNet V2, and Winograd's
-//   products, 8-17% faster than multiplying each fetched row at once,
-//   whose accumulators went back to memory after every multiply-add).
+//   (GoogLeNet's and MobileNet V2's 1x1 layers 10-20% faster, Winograd's
+//   products 14-16%, than multiplying each fetched row at once, whose
+//   accumulators went back to memory after every multiply-add).
 // Each invocation computes BC out channels x PH rows x PW columns. The
 // channel block comes from gl_WorkGroupID.y (weight fetches lane-uniform);
 // with FLAGS & 8 the lanes take different channel blocks (or groups:
@@ -123,7 +123,8 @@ const uint NBT = (BC + 3) / 4;               // bias texels per channel block
 const uint NWS = (NWT + SG - 1) / SG;        // weight texels each lane fetches with SHUF
 const bool YV4 = PW % 4 + OW % 4 == 0;       // stores 4 columns at a time
 // Accumulators held in registers while a channel step multiplies: IB
-// channels x JB columns, 16 of x86's 32 vector registers.
+// channels x JB columns, 16 (with their operands, within AVX-512's 32
+// vector registers; AVX2's 16 spill a few).
 const uint IB = BC < 16 ? BC : 16;
 const uint JB = 16 / IB < PW ? 16 / IB : PW;
 

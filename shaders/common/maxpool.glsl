@@ -63,8 +63,12 @@ void maxpool_windows(uint base, int oh0, int ow0, int ns, int k0, inout vec4 bes
     const int h0 = oh0 * SH - PH, c0 = ow0 * SW - PW;
     const int span = (ns - 1) * SW + (KW - 1) * DW + 1;
     [[unroll]] for (int u = 0; u < NU; u++) {
+        // Rows between a dilated window's taps serve no window: not loaded.
+        bool tapped = false;
+        [[unroll]] for (int r = 0; r < MR; r++)
+            tapped = tapped || (u - r * SH >= 0 && (u - r * SH) % DH == 0 && (u - r * SH) / DH < KH);
         const int ih = h0 + u;
-        if (ih < 0 || ih >= H)
+        if (!tapped || ih < 0 || ih >= H)
             continue;
         float row[MAX_ROW];
         if (XV4) {
