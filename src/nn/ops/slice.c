@@ -443,10 +443,12 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
                            (s->table_mask << (8 + off)) | (s->direct_mask << (16 + off));
         spec[SPEC_ACT_LO] = lvk_spec_f32(lo);
         spec[SPEC_ACT_HI] = lvk_spec_f32(hi);
+        /* A copy without tables or mask still binds something in their place. */
+        const struct lvk_buf *table = p->extra >= 0 ? n->extra[p->extra] : src;
+        const struct lvk_buf *mask = act ? dv->buf : src;
         /* Texel views of whole buffers: the three must fit. */
-        const uint64_t texels = LVK_MAX(LVK_MAX(src->size, dst->size),
-                                        act ? dv->buf->size : 0) / 16;
-        const bool texel = v4 && lvk_prefer_texel(cmd->ctx, texels);
+        const bool texel = v4 && lvk_prefer_texel(cmd->ctx, LVK_MAX(LVK_MAX(src->size, dst->size),
+                                                                    mask->size) / 16);
         spec[SPEC_TEXEL] = texel;
         for (int d = 0; d < LVK_MAX_DIMS; d++)
             spec[SPEC_SIZE + d] = 1;
@@ -463,9 +465,6 @@ static lvk_status record(struct lvk_model *m, struct lvk_node *n, struct lvk_cmd
             lvk_pipeline_get(cmd->ctx, LVK_SHADER_VIEW_COPY, spec, SPEC_COUNT);
         if (!pipe)
             return LVK_ERR_VULKAN;
-        /* A copy without tables or mask still binds something in their place. */
-        const struct lvk_buf *table = p->extra >= 0 ? n->extra[p->extra] : src;
-        const struct lvk_buf *mask = act ? dv->buf : src;
         const VkFormat rgba = VK_FORMAT_R32G32B32A32_SFLOAT;
         LVK_CHECK(lvk_dispatch_1d(cmd, pipe,
                                   LVK_BINDS(LVK_B(dst), LVK_B(src), LVK_B(table), LVK_B(mask),
