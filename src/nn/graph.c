@@ -388,6 +388,28 @@ static void mark_upstream(const struct lvk_model *m, bool *vals, bool *nodes)
     }
 }
 
+/* The values and nodes that `values` need, as planning finds them:
+ * malloc'd flags, values[] marked in *vals and *req, their producers'
+ * upstream in *vals and *nodes. */
+static lvk_status mark_needed(const struct lvk_model *m, const int *values, int nvalues,
+                              bool **vals, bool **req, bool **nodes)
+{
+    *vals = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof **vals);
+    *req = lvk_calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof **req);
+    *nodes = lvk_calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof **nodes);
+    if (!*vals || !*req || !*nodes) {
+        free(*vals);
+        free(*req);
+        free(*nodes);
+        *vals = *req = *nodes = NULL;
+        return LVK_ERR_HOST_OOM;
+    }
+    for (int r = 0; r < nvalues; r++)
+        (*vals)[values[r]] = (*req)[values[r]] = true;
+    mark_upstream(m, *vals, *nodes);
+    return LVK_OK;
+}
+
 /* Prepares (and folds) the nodes marked in `upstream`, every node if it is
  * NULL. */
 static lvk_status prepare(struct lvk_model *m, const bool *upstream)
@@ -910,7 +932,9 @@ void lvk_graph_need_channels(struct lvk_model *m, int v, int64_t lo, int64_t hi)
     m->values[v].read_hi = hi;
 }
 
-int lvk_graph_readers(const struct lvk_model *m, int v, const bool *among)
+/* How many inputs of the nodes marked in `among` (every node if NULL) are
+ * value v. */
+static int graph_readers(const struct lvk_model *m, int v, const bool *among)
 {
     int count = 0;
     for (int i = 0; i < m->nnodes; i++)
@@ -925,7 +949,7 @@ bool lvk_graph_value_read(const struct lvk_model *m, int v)
     for (int i = 0; i < m->ngraph_outputs; i++)
         if (m->graph_outputs[i] == v)
             return true;
-    return lvk_graph_readers(m, v, NULL) > 0;
+    return graph_readers(m, v, NULL) > 0;
 }
 
 /* A channelwise op (lvk_op_def.channelwise) whose other inputs (Clip's
@@ -941,6 +965,9 @@ static bool channelwise(const struct lvk_model *m, const struct lvk_node *n)
     return true;
 }
 
+/* Longest run of channelwise nodes narrowing walks back through. */
+#define MAX_CHAIN 16
+
 /* Walks back from value v through channelwise nodes to the Conv computing
  * it: fills chain[] (v first, the Conv's output last) and returns the
  * Conv's index, or -1. With `nneed`, every value after v must be read by
@@ -949,7 +976,7 @@ static int conv_chain(const struct lvk_model *m, int v, const bool *nneed, const
                       int *chain, int *nchain)
 {
     *nchain = 0;
-    for (int cur = v; *nchain < 16;) {
+    for (int cur = v; *nchain < MAX_CHAIN;) {
         chain[(*nchain)++] = cur;
         const int p = m->values[cur].producer;
         if (p < 0)
@@ -960,7 +987,7 @@ static int conv_chain(const struct lvk_model *m, int v, const bool *nneed, const
         if (!channelwise(m, n))
             return -1;
         cur = n->inputs[0];
-        if (nneed && (req[cur] || lvk_graph_readers(m, cur, nneed) != 1))
+        if (nneed && (req[cur] || graph_readers(m, cur, nneed) != 1))
             return -1;
     }
     return -1;
@@ -970,7 +997,7 @@ static int conv_chain(const struct lvk_model *m, int v, const bool *nneed, const
  * nodes (its weights' first dimension), or -1. */
 static int64_t conv_channels(const struct lvk_model *m, int v)
 {
-    int chain[16], nchain;
+    int chain[MAX_CHAIN], nchain;
     const int c = conv_chain(m, v, NULL, NULL, chain, &nchain);
     const int wi = c >= 0 && m->nodes[c].ninputs > 1 ? m->nodes[c].inputs[1] : -1;
     return wi >= 0 && m->values[wi].is_const && m->values[wi].shape.ndim >= 3
@@ -988,10 +1015,10 @@ static bool cut_conv(struct lvk_model *m, int conv, int64_t lo, int64_t hi)
         return false;
     struct lvk_value *w = &m->values[wi], *b = bi >= 0 ? &m->values[bi] : NULL;
     if (!w->is_const || !w->host || w->dtype != LVK_DTYPE_F32 || w->shape.ndim < 3 ||
-        hi > w->shape.d[0] || lvk_graph_readers(m, wi, NULL) != 1)
+        hi > w->shape.d[0] || graph_readers(m, wi, NULL) != 1)
         return false;
     if (b && (!b->is_const || !b->host || b->dtype != LVK_DTYPE_F32 || b->shape.ndim != 1 ||
-              b->shape.d[0] != w->shape.d[0] || lvk_graph_readers(m, bi, NULL) != 1))
+              b->shape.d[0] != w->shape.d[0] || graph_readers(m, bi, NULL) != 1))
         return false;
     const size_t row = (size_t)(lvk_shape_count(&w->shape) / w->shape.d[0]);
     float *wh = w->host;
@@ -1011,18 +1038,11 @@ bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t h
     LVK_ASSERT(!m->planned);
     if (lo < 0 || lo >= hi)
         return false;
-    /* The nodes the requested values need, as planning will find them. */
-    bool *vneed = calloc((size_t)m->nvalues, sizeof *vneed);
-    bool *nneed = calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *nneed);
-    bool *req = calloc((size_t)m->nvalues, sizeof *req);
-    bool ok = vneed && nneed && req;
-    for (int r = 0; ok && r < nrequested; r++)
-        vneed[requested[r]] = req[requested[r]] = true;
-    if (ok)
-        mark_upstream(m, vneed, nneed);
-    int chain[16], nchain = 0, conv = -1, cat = -1;
+    bool *vneed, *req, *nneed;
+    const bool ok = mark_needed(m, requested, nrequested, &vneed, &req, &nneed) == LVK_OK;
+    int chain[MAX_CHAIN], nchain = 0, conv = -1, cat = -1;
     int64_t off = 0;   /* with a Concat: where the branch's channels start in v */
-    if (ok && lvk_graph_readers(m, v, nneed) == 0) {
+    if (ok && graph_readers(m, v, nneed) == 0) {
         conv = conv_chain(m, v, nneed, req, chain, &nchain);
         /* v = Concat of branches along the channels: the one branch that
          * holds [lo, hi), each branch before it ending in a Conv (whose
@@ -1038,7 +1058,7 @@ bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t h
                     break;
                 if (lo >= off && hi <= off + c) {
                     cat = p;
-                    if (!req[u] && lvk_graph_readers(m, u, nneed) == 1)
+                    if (!req[u] && graph_readers(m, u, nneed) == 1)
                         conv = conv_chain(m, u, nneed, req, chain, &nchain);
                 } else {
                     off += c;
@@ -1057,8 +1077,7 @@ bool lvk_graph_narrow_channels(struct lvk_model *m, int v, int64_t lo, int64_t h
         /* Channel lo of the file's v is now channel off; the Concat needs
          * no other branch. */
         m->values[v].channel_base = lo - off;
-        m->values[v].read_lo = off;
-        m->values[v].read_hi = off + hi - lo;
+        lvk_graph_need_channels(m, v, off, off + hi - lo);
     }
     return true;
 }
@@ -1073,29 +1092,24 @@ lvk_status lvk_graph_finalize(struct lvk_model *m, const struct lvk_model_opts *
      * a render's objective cost no planning (GoogLeNet's inception4e-5b and
      * classifier, for inception4d) and their shapes need not fit; else
      * everything is ('lucidvk info' shows every shape). */
-    bool *vals = NULL, *upstream = NULL;
+    bool *vals = NULL, *req = NULL, *upstream = NULL;
     if (opts && opts->outputs) {
-        vals = calloc((size_t)LVK_MAX(m->nvalues, 1), sizeof *vals);
-        upstream = calloc((size_t)LVK_MAX(m->nnodes, 1), sizeof *upstream);
-        if (!vals || !upstream) {
-            free(vals);
-            free(upstream);
-            return lvk_fail(LVK_ERR_HOST_OOM, "out of host memory");
-        }
-        for (int r = 0; r < opts->noutputs; r++) {
-            int v = lvk_graph_find(m, opts->outputs[r]);
-            if (v < 0) {
-                free(vals);
-                free(upstream);
+        int *outs = lvk_calloc((size_t)LVK_MAX(opts->noutputs, 1), sizeof *outs);
+        if (!outs)
+            return LVK_ERR_HOST_OOM;
+        for (int r = 0; r < opts->noutputs; r++)
+            if ((outs[r] = lvk_graph_find(m, opts->outputs[r])) < 0) {
+                free(outs);
                 return lvk_fail(LVK_ERR_NOT_FOUND, "%s: no tensor named '%s' (see 'lucidvk info')",
                                 m->path, opts->outputs[r]);
             }
-            vals[v] = true;
-        }
-        mark_upstream(m, vals, upstream);
+        lvk_status st = mark_needed(m, outs, opts->noutputs, &vals, &req, &upstream);
+        free(outs);
+        LVK_CHECK(st);
     }
     lvk_status st = prepare(m, upstream);
     free(vals);
+    free(req);
     free(upstream);
     LVK_CHECK(st);
     LVK_CHECK(plan(m, opts));

@@ -310,9 +310,6 @@ lvk_status lvk_graph_add_node(struct lvk_model *m, const char *op_type, const ch
                               const struct lvk_attr *attrs, int nattrs);
 lvk_status lvk_graph_mark_output(struct lvk_model *m, const char *name);
 int lvk_graph_find(const struct lvk_model *m, const char *name);
-/* How many inputs of the nodes marked in `among` (every node if NULL) are
- * value v. */
-int lvk_graph_readers(const struct lvk_model *m, int v, const bool *among);
 /* Whether some node reads value v or the graph outputs it. */
 bool lvk_graph_value_read(const struct lvk_model *m, int v);
 
