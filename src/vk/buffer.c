@@ -305,22 +305,14 @@ static lvk_status staged_copy(struct lvk_ctx *ctx, const struct lvk_buf *b, VkDe
     VkBufferCopy region = {
         .srcOffset = upload ? 0 : offset, .dstOffset = upload ? offset : 0, .size = size};
     vkCmdCopyBuffer(cb, upload ? ctx->staging : b->buf, upload ? b->buf : ctx->staging, 1, &region);
-    if (upload) {
-        /* Orders the copy before whatever later submits read or write b:
-         * a barrier's second scope reaches commands of later submits,
-         * where the fence waited on below does not. */
-        VkMemoryBarrier mb = {
-            .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-            .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-            .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                             VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-        };
-        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             0, 1, &mb, 0, NULL, 0, NULL);
-    } else {
+    /* An upload is ordered before whatever later submits read or write b:
+     * a barrier's second scope reaches commands of later submits, where
+     * the fence waited on below does not. A download is made visible to
+     * the host. */
+    if (upload)
+        lvk_device_barrier(cb);
+    else
         lvk_host_barrier(cb);
-    }
     vkEndCommandBuffer(cb);
     VkSubmitInfo si = {
         .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};

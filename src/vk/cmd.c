@@ -169,9 +169,7 @@ lvk_status lvk_cmd_submit(struct lvk_cmd *cmd)
     return LVK_OK;
 }
 
-/* Orders every compute-shader and transfer write recorded so far before
- * every later compute-shader and transfer access. */
-static void barrier(struct lvk_cmd *cmd)
+void lvk_device_barrier(VkCommandBuffer cb)
 {
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -180,7 +178,7 @@ static void barrier(struct lvk_cmd *cmd)
                          VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
     };
     VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-    vkCmdPipelineBarrier(cmd->cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
+    vkCmdPipelineBarrier(cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
 static void timestamp(struct lvk_cmd *cmd, const char *label)
@@ -289,7 +287,7 @@ lvk_status lvk_cmd_dispatch(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
     if (push_size)
         vkCmdPushConstants(cmd->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     vkCmdDispatch(cmd->cb, gx, gy, gz);
-    barrier(cmd);
+    lvk_device_barrier(cmd->cb);
     timestamp(cmd, label ? label : lvk_shaders[p->shader].name);
     return LVK_OK;
 }
@@ -331,7 +329,7 @@ lvk_status lvk_cmd_dispatch_n(struct lvk_cmd *cmd, const struct lvk_pipeline *p,
 void lvk_cmd_barrier(struct lvk_cmd *cmd, const char *label)
 {
     LVK_ASSERT(cmd->recording);
-    barrier(cmd);
+    lvk_device_barrier(cmd->cb);
     timestamp(cmd, label);
     cmd->fills_pending = cmd->copies_pending = false;
 }

@@ -130,6 +130,11 @@ void lvk_arena_destroy(struct lvk_ctx *ctx, struct lvk_buf *bufs, int n,
  * signalled (the fence alone does not). lvk_cmd_end records one. */
 void lvk_host_barrier(VkCommandBuffer cb);
 
+/* Records a barrier that orders every compute-shader and transfer write
+ * before it before every later compute-shader and transfer access, later
+ * submits' included: between dispatches, and after a staged upload. */
+void lvk_device_barrier(VkCommandBuffer cb);
+
 /* Host <-> device copies; each waits for completion. */
 lvk_status lvk_buf_upload(struct lvk_ctx *ctx, const struct lvk_buf *b,
                           VkDeviceSize offset, const void *src, VkDeviceSize size);
