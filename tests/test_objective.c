@@ -501,7 +501,7 @@ static void run_tensor_case(const struct tensor_case *c)
     struct lvk_objective_gpu *g = bind_ok(o, m, c->B, 3, 4, 4);
     if (c->runs)
         assert_int_equal(g->nruns, c->runs);
-    assert_non_null(g->values->map);   /* read after every render step */
+    assert_non_null(g->values_buf.map);   /* read after every render step */
 
     float *in = random_floats(n, &seed, c->lo, c->hi);
     assert_int_equal(lvk_model_set_input(m, "in", in, (size_t)n), LVK_OK);

@@ -221,7 +221,6 @@ struct lvk_objective_gpu {
     struct lvk_arena arena;
     /* [B] objective value per image, mapped (lvk_arena_create_mapped): a
      * render reads it after every step at the cost of a memcpy. */
-    struct lvk_buf *values;
     struct lvk_buf values_buf;
     struct lvk_arena values_arena;
 };

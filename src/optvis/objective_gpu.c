@@ -128,7 +128,6 @@ lvk_status lvk_objective_gpu_alloc(struct lvk_objective_gpu *g)
     LVK_CHECK(plan_runs(g));
     const VkDeviceSize B = (VkDeviceSize)g->batch, values_size = B * 4;
     LVK_CHECK(lvk_arena_create_mapped(g->ctx, &values_size, 1, &g->values_buf, &g->values_arena));
-    g->values = &g->values_buf;
     /* Per run: coefficients and table; per diversity op: gram, mix and dgram. */
     int cap = 2 * g->nruns + 3 * g->nops;
     VkDeviceSize *sizes = lvk_calloc((size_t)LVK_MAX(cap, 1), sizeof *sizes);
@@ -222,7 +221,7 @@ static lvk_status record_run(struct lvk_cmd *cmd, const struct lvk_objective_gpu
 
     LVK_CHECK(pipeline(cmd, LVK_SHADER_OBJECTIVE_REDUCE, spec, 6, &p));
     LVK_CHECK(lvk_cmd_dispatch(cmd, p,
-                               LVK_BINDS(LVK_B(g->values), LVK_B(t->buf), LVK_B(r->coef),
+                               LVK_BINDS(LVK_B(&g->values_buf), LVK_B(t->buf), LVK_B(r->coef),
                                          LVK_B(r->table)),
                                4, NULL, 0, r->nentries, 1, 1, "objective_reduce"));
 
@@ -257,7 +256,7 @@ static lvk_status record_diversity(struct lvk_cmd *cmd, const struct lvk_objecti
 
     struct weight_pc wpc = {.weight = op->weight};
     LVK_CHECK(pipeline(cmd, LVK_SHADER_DIVERSITY_MIX, spec_bn, 1, &p));
-    LVK_CHECK(lvk_cmd_dispatch_n(cmd, p, LVK_BINDS(LVK_B(op->mix), LVK_B(g->values)), 2, &wpc,
+    LVK_CHECK(lvk_cmd_dispatch_n(cmd, p, LVK_BINDS(LVK_B(op->mix), LVK_B(&g->values_buf)), 2, &wpc,
                                  sizeof wpc, B, 1, 1, "diversity_mix"));
 
     LVK_CHECK(pipeline(cmd, LVK_SHADER_DIVERSITY_DGRAM, spec_bn, 2, &p));
@@ -275,7 +274,7 @@ static lvk_status record_diversity(struct lvk_cmd *cmd, const struct lvk_objecti
 lvk_status lvk_objective_record_seed(struct lvk_cmd *cmd, struct lvk_objective_gpu *g, float sign)
 {
     /* Every term below accumulates into values: start each step from 0. */
-    lvk_cmd_fill(cmd, g->values, 0, VK_WHOLE_SIZE, 0);
+    lvk_cmd_fill(cmd, &g->values_buf, 0, VK_WHOLE_SIZE, 0);
     for (int i = 0, run = 0; i < g->nops; i++) {
         const struct lvk_objective_op *op = &g->ops[i];
         if (op->kind == LVK_TERM_DIVERSITY) {
@@ -310,7 +309,7 @@ lvk_status lvk_objective_record_image(struct lvk_cmd *cmd, struct lvk_objective_
         const struct lvk_pipeline *p;
         LVK_CHECK(pipeline(cmd, LVK_SHADER_REG_IMAGE, spec, 5, &p));
         struct reg_pc pc = {.weight = op->weight, .k = sign * op->weight};
-        LVK_CHECK(lvk_cmd_dispatch(cmd, p, LVK_BINDS(LVK_B(g->values), LVK_B(img_grad), LVK_B(img)),
+        LVK_CHECK(lvk_cmd_dispatch(cmd, p, LVK_BINDS(LVK_B(&g->values_buf), LVK_B(img_grad), LVK_B(img)),
                                    3, &pc, sizeof pc, op->nb, 1, 1, lvk_term_name(op->kind)));
     }
     return LVK_OK;
@@ -318,5 +317,5 @@ lvk_status lvk_objective_record_image(struct lvk_cmd *cmd, struct lvk_objective_
 
 lvk_status lvk_objective_read_values(struct lvk_objective_gpu *g, float *values)
 {
-    return lvk_buf_download(g->ctx, g->values, 0, values, (VkDeviceSize)g->batch * 4);
+    return lvk_buf_download(g->ctx, &g->values_buf, 0, values, (VkDeviceSize)g->batch * 4);
 }
