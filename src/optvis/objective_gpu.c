@@ -57,8 +57,8 @@ static bool joins_run(const struct lvk_objective_gpu *g, const struct lvk_object
                       const struct lvk_objective_op *op, const bool *taken)
 {
     const struct lvk_objective_op *a = &g->ops[r->op0];
-    if (&g->ops[r->op0 + r->nops] != op || op->value != a->value || op->c != a->c ||
-        op->s != a->s || op->p0 != a->p0 || op->npos != a->npos || op->power != a->power)
+    if (&g->ops[r->op0 + r->nops] != op || op->value != a->value || op->p0 != a->p0 ||
+        op->npos != a->npos || op->power != a->power)
         return false;
     for (uint32_t b = op->b0; b < op->b0 + op->nb; b++)
         if (taken[b])
